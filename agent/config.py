@@ -1,0 +1,301 @@
+"""Agent configuration: a TOML file, then command-line flags on top.
+
+Every problem in a file is collected and reported at once (``ioind check-config FILE``), each
+naming its key, e.g. ``mqtt.port: expected an integer, got 'abc'``. See deploy/agent.toml for a
+commented example of every key.
+"""
+
+from __future__ import annotations
+
+import socket
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agent.errors import ConfigError
+from agent.model import ID_PATTERN
+
+__all__ = [
+    "AgentConfig",
+    "GrpcConfig",
+    "KvmConfig",
+    "MqttConfig",
+    "SimConfig",
+    "TraceConfig",
+    "VmConfig",
+    "default_host_id",
+    "load_config",
+]
+
+T = TypeVar("T")
+
+
+def default_host_id() -> str:
+    """The machine's hostname made into a valid host id."""
+    raw = socket.gethostname().lower().split(".")[0]
+    cleaned = "".join(c if c.isalnum() or c in "._-" else "-" for c in raw).lstrip("._-")
+    return (cleaned or "host")[:64]
+
+
+@dataclass(frozen=True)
+class GrpcConfig:
+    listen: str = "127.0.0.1:50051"
+    insecure: bool = False  # plain gRPC only when asked for explicitly
+    cert: str = ""
+    key: str = ""
+    ca: str = ""
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str = ""
+    password: str = ""
+    format: str = "protobuf"  # protobuf | json
+    batch_max: int = 1000  # events per EventBatch
+    batch_ms: int = 50  # longest an event waits for its batch to fill
+    queue_max: int = 256  # batches waiting for the broker; newest dropped (counted) beyond
+    keepalive: int = 30
+    ack_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    rate: float = 1000.0  # accesses per second, all VMs together
+    vms: int = 2
+    cores: int = 2
+    seed: int = 1
+    # port -> weight; IN and OUT both generated, OUT for the ports in `out_ports`
+    ports: Mapping[int, float] = field(
+        default_factory=lambda: {0x3F8: 4.0, 0x3FD: 4.0, 0x70: 2.0, 0x71: 2.0, 0x60: 1.0, 0x64: 1.0}
+    )
+    out_fraction: float = 0.25
+
+
+@dataclass(frozen=True)
+class VmConfig:
+    name: str
+    image: str = ""
+    bios: str = ""
+    mode: str = "real"  # real | protected | long
+    load_addr: int = 0x1000
+    entry: int = 0x1000
+    vcpus: int = 1
+    mem_mib: int = 16
+
+
+@dataclass(frozen=True)
+class KvmConfig:
+    break_timeout: float = 30.0  # a paused vCPU resumes by itself after this many seconds
+    on_fault: str = "stop"  # stop | keep: what to do with a VM whose guest faults
+    vms: tuple[VmConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class TraceConfig:
+    tracefs: str = "/sys/kernel/tracing"
+    buffer_kib: int = 4096  # per-CPU ring buffer size of our instance
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    host: str = field(default_factory=default_host_id)
+    backend: str = "sim"
+    state_dir: str = "/var/lib/ioind"
+    hooks: tuple[str, ...] = ()  # commands set at start (before restored state)
+    log_level: str = "info"
+    grpc: GrpcConfig = field(default_factory=GrpcConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
+    kvm: KvmConfig = field(default_factory=KvmConfig)
+    kvm_trace: TraceConfig = field(default_factory=TraceConfig)
+
+    def with_overrides(self, **flags: Any) -> AgentConfig:
+        """Apply command-line flags (``None`` means not given); dotted names reach sections."""
+        cfg = self
+        for name, value in flags.items():
+            if value is None:
+                continue
+            section, _, key = name.partition("__")
+            if key:
+                cfg = replace(cfg, **{section: replace(getattr(cfg, section), **{key: value})})
+            else:
+                cfg = replace(cfg, **{section: value})
+        problems = _check(cfg)
+        if problems:
+            raise ConfigError(problems)
+        return cfg
+
+
+# -- loading -------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Typed reads from a TOML table that record problems instead of raising."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+
+    def section(self, data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+        value = data.get(name, {})
+        if not isinstance(value, dict):
+            self.problems.append(f"{name}: expected a table, got {type(value).__name__}")
+            return {}
+        return value
+
+    def build(self, cls: type[T], data: Mapping[str, Any], prefix: str, **special: Any) -> T:
+        kwargs: dict[str, Any] = {}
+        known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+        for key, value in data.items():
+            where = f"{prefix}{key}"
+            if key in special:
+                continue
+            if key not in known:
+                self.problems.append(f"{where}: unknown key")
+                continue
+            default = _default(known[key])
+            checked = self._typed(where, value, default)
+            if checked is not _BAD:
+                kwargs[key] = checked
+        kwargs.update({k: v for k, v in special.items() if v is not None})
+        return cls(**kwargs)
+
+    def _typed(self, where: str, value: Any, default: Any) -> Any:
+        expect: tuple[type, ...]
+        if isinstance(default, bool):
+            expect, label = (bool,), "a boolean"
+        elif isinstance(default, int):
+            expect, label = (int,), "an integer"
+        elif isinstance(default, float):
+            expect, label = (int, float), "a number"
+        elif isinstance(default, str):
+            expect, label = (str,), "a string"
+        else:
+            return value
+        if isinstance(value, bool) and bool not in expect:
+            ok = False
+        else:
+            ok = isinstance(value, expect)
+        if not ok:
+            self.problems.append(f"{where}: expected {label}, got {value!r}")
+            return _BAD
+        return float(value) if float in expect else value
+
+
+_BAD = object()
+
+
+def _default(f: Field[Any]) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return ""  # required fields (VmConfig.name) are strings
+
+
+def _sim_ports(r: _Reader, raw: Any) -> dict[int, float] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        r.problems.append("sim.ports: expected a table of port = weight")
+        return None
+    ports: dict[int, float] = {}
+    for key, weight in raw.items():
+        try:
+            port = int(key, 0)
+        except ValueError:
+            r.problems.append(f"sim.ports.{key}: not a port number")
+            continue
+        if not 0 <= port <= 0xFFFF:
+            r.problems.append(f"sim.ports.{key}: port out of range 0..0xffff")
+        elif isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+            r.problems.append(f"sim.ports.{key}: weight must be a positive number, got {weight!r}")
+        else:
+            ports[port] = float(weight)
+    return ports
+
+
+def _vms(r: _Reader, raw: Any) -> tuple[VmConfig, ...] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        r.problems.append("kvm.vm: expected an array of tables ([[kvm.vm]])")
+        return None
+    vms = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            r.problems.append(f"kvm.vm[{i}].name: required string")
+            continue
+        vms.append(r.build(VmConfig, item, f"kvm.vm[{i}].", name=item["name"]))
+    return tuple(vms)
+
+
+def parse_config(data: Mapping[str, Any]) -> AgentConfig:
+    """Build a config from parsed TOML, raising ``ConfigError`` with every problem found."""
+    problems: list[str] = []
+    r = _Reader(problems)
+    sections = {
+        "grpc": r.build(GrpcConfig, r.section(data, "grpc"), "grpc."),
+        "mqtt": r.build(MqttConfig, r.section(data, "mqtt"), "mqtt."),
+        "kvm_trace": r.build(TraceConfig, r.section(data, "kvm_trace"), "kvm_trace."),
+    }
+    sim = r.section(data, "sim")
+    sections["sim"] = r.build(SimConfig, sim, "sim.", ports=_sim_ports(r, sim.get("ports")))
+    kvm = r.section(data, "kvm")
+    sections["kvm"] = r.build(KvmConfig, kvm, "kvm.", vm=None, vms=_vms(r, kvm.get("vm")))
+    top = {k: v for k, v in data.items() if k not in (*sections, "hooks")}
+    hooks = data.get("hooks", [])
+    if not isinstance(hooks, list) or not all(isinstance(h, str) for h in hooks):
+        problems.append("hooks: expected an array of command strings")
+        hooks = []
+    cfg = r.build(AgentConfig, top, "", hooks=tuple(hooks), **sections)
+    problems.extend(_check(cfg))
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+_CHECKS: list[tuple[str, Callable[[AgentConfig], bool], str]] = [
+    ("host", lambda c: bool(ID_PATTERN.match(c.host)), "must match [a-z0-9][a-z0-9._-]{0,63}"),
+    ("backend", lambda c: c.backend in ("sim", "kvm", "kvm-trace"), "one of sim, kvm, kvm-trace"),
+    ("log_level", lambda c: c.log_level in ("debug", "info", "warning", "error"), "bad level"),
+    ("mqtt.port", lambda c: 0 < c.mqtt.port < 65536, "out of range 1..65535"),
+    ("mqtt.format", lambda c: c.mqtt.format in ("protobuf", "json"), "one of protobuf, json"),
+    ("mqtt.batch_max", lambda c: 1 <= c.mqtt.batch_max <= 100_000, "out of range 1..100000"),
+    ("mqtt.batch_ms", lambda c: 1 <= c.mqtt.batch_ms <= 60_000, "out of range 1..60000"),
+    ("mqtt.queue_max", lambda c: c.mqtt.queue_max >= 1, "must be at least 1"),
+    ("grpc.listen", lambda c: c.grpc.listen.rpartition(":")[2].isdigit(), "expected HOST:PORT"),
+    (
+        "grpc",
+        lambda c: c.grpc.insecure or bool(c.grpc.cert and c.grpc.key and c.grpc.ca),
+        "set cert, key and ca for mutual TLS, or insecure = true for plain gRPC",
+    ),
+    ("sim.rate", lambda c: 0 <= c.sim.rate <= 10_000_000, "out of range 0..10000000"),
+    ("sim.vms", lambda c: 1 <= c.sim.vms <= 4096, "out of range 1..4096"),
+    ("sim.cores", lambda c: 1 <= c.sim.cores <= 1024, "out of range 1..1024"),
+    ("sim.ports", lambda c: bool(c.sim.ports), "needs at least one port"),
+    ("sim.out_fraction", lambda c: 0.0 <= c.sim.out_fraction <= 1.0, "out of range 0..1"),
+    ("kvm.on_fault", lambda c: c.kvm.on_fault in ("stop", "keep"), "one of stop, keep"),
+    ("kvm.break_timeout", lambda c: c.kvm.break_timeout > 0, "must be positive"),
+]
+
+
+def _check(cfg: AgentConfig) -> list[str]:
+    return [f"{key}: {msg}" for key, ok, msg in _CHECKS if not ok(cfg)]
+
+
+def load_config(path: str | Path | None) -> AgentConfig:
+    """Read a TOML file (or return the defaults for ``None``)."""
+    if path is None:
+        return AgentConfig()
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    return parse_config(data)

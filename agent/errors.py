@@ -1,0 +1,115 @@
+"""Errors raised by the agent.
+
+One root, every subclass carries fields rather than only text::
+
+    AgentError
+    ├── ConfigError(problems)            bad configuration file or flag
+    ├── HookError                        a hook that cannot be set
+    │   ├── HookSyntaxError(token, text) a command the parser refuses; names the token
+    │   ├── HookNotFound(hook_id)        no hook with that id
+    │   └── CapabilityError(capability, backend)
+    ├── BackendError                     the hypervisor backend failed
+    │   ├── KvmError(op, errno)          an ioctl on /dev/kvm failed
+    │   ├── TraceError(path, errno)      tracefs could not be used
+    │   └── NotFoundError(kind, key)     no VM / break with that id
+    └── PublishError                     the broker refused or timed out
+
+The gRPC server maps these to status codes in one interceptor (``agent.rpc.errors``).
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = [
+    "AgentError",
+    "BackendError",
+    "CapabilityError",
+    "ConfigError",
+    "HookError",
+    "HookNotFound",
+    "HookSyntaxError",
+    "KvmError",
+    "NotFoundError",
+    "PublishError",
+    "TraceError",
+]
+
+
+class AgentError(Exception):
+    """Root of every error the agent raises on purpose."""
+
+
+class ConfigError(AgentError):
+    """A configuration file or flag is wrong; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class HookError(AgentError):
+    """A hook cannot be set, changed or found."""
+
+
+class HookSyntaxError(HookError):
+    """The hook language refused a command; ``token`` is the offending token (may be empty)."""
+
+    def __init__(self, message: str, token: str = "") -> None:
+        self.token = token
+        self.message = message
+        super().__init__(message)
+
+
+class HookNotFound(HookError):
+    def __init__(self, hook_id: str) -> None:
+        self.hook_id = hook_id
+        super().__init__(f"no hook with id '{hook_id}'")
+
+
+class CapabilityError(HookError):
+    """The hook asks for something the backend cannot do (``capability``)."""
+
+    def __init__(self, capability: str, backend: str, field: str = "") -> None:
+        self.capability = capability
+        self.backend = backend
+        self.field = field
+        what = f" ({field})" if field else ""
+        super().__init__(f"backend '{backend}' lacks capability '{capability}'{what}")
+
+
+class BackendError(AgentError):
+    """The hypervisor backend failed or refused an operation."""
+
+
+class KvmError(BackendError):
+    """An ioctl (or mmap) on /dev/kvm failed: ``op`` names it, ``errno`` says why."""
+
+    def __init__(self, op: str, errno: int, detail: str = "") -> None:
+        self.op = op
+        self.errno = errno
+        reason = os.strerror(errno) if errno else detail
+        super().__init__(f"{op} failed: {reason}" + (f" ({detail})" if detail and errno else ""))
+
+
+class TraceError(BackendError):
+    """tracefs could not be used: ``path`` names the file, ``errno`` says why (0 if n/a)."""
+
+    def __init__(self, path: str, errno: int = 0, detail: str = "") -> None:
+        self.path = path
+        self.errno = errno
+        reason = detail or (os.strerror(errno) if errno else "failed")
+        super().__init__(f"tracefs {path}: {reason}")
+
+
+class NotFoundError(BackendError):
+    """No object of ``kind`` (vm, break) with ``key``."""
+
+    def __init__(self, kind: str, key: object) -> None:
+        self.kind = kind
+        self.key = key
+        super().__init__(f"no {kind} '{key}'")
+
+
+class PublishError(AgentError):
+    """The broker refused a publish or did not acknowledge it in time."""

@@ -1,0 +1,189 @@
+"""The hook table: pure, synchronous, and O(1) per access.
+
+Mutations (set / remove / enable / disable) rebuild a small immutable index and swap it in with
+one assignment, so backends may call :meth:`HookTable.match` from vCPU or reader threads without
+a lock: a reader sees either the old index or the new one, never half of each.
+
+The index maps ``(direction, port)`` to the enabled rules for that port *plus* the all-ports
+rules, newest first (HyperDbg runs the newest event first); a port with no rule of its own falls
+back to the all-ports tuple. Filtering by pid and core then walks only that short tuple.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from agent.errors import HookNotFound
+from agent.model import Direction, Stage, check_id
+from agent.wire import hooks_pb2
+
+__all__ = ["HookRule", "HookTable", "rule_from_spec"]
+
+
+@dataclass(frozen=True, slots=True)
+class HookRule:
+    """A hook as the matching code sees it (plain fields, no protobuf access on the hot path)."""
+
+    id: str
+    direction: Direction
+    port: int | None
+    pid: int | None
+    core: int | None
+    stage: Stage
+    short_circuit: bool
+    break_: bool
+    set_value: int | None
+    rate: int
+    burst: int
+    spec: hooks_pb2.HookSpec = field(compare=False, repr=False)
+    order: int = 0  # insertion order; newer rules match first
+
+    def wants(self, pid: int, core: int) -> bool:
+        return (self.pid is None or self.pid == pid) and (self.core is None or self.core == core)
+
+
+def rule_from_spec(spec: hooks_pb2.HookSpec, order: int = 0) -> HookRule:
+    """Build a rule from a validated spec (``ValueError`` on an invalid id or direction)."""
+    check_id("hook id", spec.id)
+    if spec.direction not in (Direction.IN, Direction.OUT):
+        raise ValueError(f"hook '{spec.id}': direction must be IN or OUT")
+    return HookRule(
+        id=spec.id,
+        direction=Direction(spec.direction),
+        port=spec.port if spec.HasField("port") else None,
+        pid=spec.pid if spec.HasField("pid") else None,
+        core=spec.core if spec.HasField("core") else None,
+        stage=Stage(spec.stage or Stage.PRE),
+        short_circuit=spec.short_circuit,
+        break_=spec.break_,
+        set_value=spec.set_value if spec.HasField("set_value") else None,
+        rate=spec.rate,
+        burst=spec.burst,
+        spec=spec,
+        order=order,
+    )
+
+
+@dataclass(slots=True)
+class _Entry:
+    rule: HookRule
+    enabled: bool
+    created_ns: int
+    hits: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Index:
+    by_port: dict[tuple[Direction, int], tuple[HookRule, ...]]
+    any_port: dict[Direction, tuple[HookRule, ...]]
+
+
+_EMPTY = _Index({}, {Direction.IN: (), Direction.OUT: ()})
+
+
+class HookTable:
+    """Hooks keyed by id; ``match`` answers which enabled hooks an access triggers."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, _Entry] = {}
+        self._index = _EMPTY
+        self._order = 0
+        self.version = 0  # bumped on every change; backends compare it to notice changes
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def match(self, direction: Direction, port: int, pid: int, core: int) -> list[HookRule]:
+        """The enabled rules this access triggers, newest first. Safe from any thread."""
+        idx = self._index
+        rules = idx.by_port.get((direction, port))
+        if rules is None:
+            rules = idx.any_port[direction]
+        return [r for r in rules if r.wants(pid, core)]
+
+    def hooked_ports(self, direction: Direction) -> frozenset[int] | None:
+        """Ports with an enabled hook for ``direction``; ``None`` means every port is hooked."""
+        idx = self._index
+        if idx.any_port[direction]:
+            return None
+        return frozenset(p for (d, p) in idx.by_port if d is direction)
+
+    def rules(self) -> tuple[HookRule, ...]:
+        """Enabled rules, newest first."""
+        return tuple(
+            sorted(
+                (e.rule for e in self._entries.values() if e.enabled),
+                key=lambda r: -r.order,
+            )
+        )
+
+    def get(self, hook_id: str) -> hooks_pb2.Hook:
+        return self._to_proto(self._entry(hook_id))
+
+    def __contains__(self, hook_id: object) -> bool:
+        return hook_id in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[hooks_pb2.Hook]:
+        return (self._to_proto(e) for e in list(self._entries.values()))
+
+    # -- mutations ---------------------------------------------------------------------------
+
+    def set(self, spec: hooks_pb2.HookSpec, *, enabled: bool = True) -> tuple[hooks_pb2.Hook, bool]:
+        """Create or replace the hook ``spec.id``; returns (hook, created)."""
+        old = self._entries.get(spec.id)
+        if old is not None and old.rule.spec == spec and old.enabled == enabled:
+            return self._to_proto(old), False
+        self._order += 1
+        rule = rule_from_spec(spec, self._order)
+        created_ns = old.created_ns if old else time.time_ns()
+        entry = _Entry(rule, enabled, created_ns, old.hits if old else 0)
+        self._entries[spec.id] = entry
+        self._rebuild()
+        return self._to_proto(entry), old is None
+
+    def remove(self, hook_id: str) -> hooks_pb2.Hook:
+        entry = self._entry(hook_id)
+        del self._entries[hook_id]
+        self._rebuild()
+        return self._to_proto(entry)
+
+    def set_enabled(self, hook_id: str, enabled: bool) -> hooks_pb2.Hook:
+        entry = self._entry(hook_id)
+        if entry.enabled != enabled:
+            entry.enabled = enabled
+            self._rebuild()
+        return self._to_proto(entry)
+
+    def count_hits(self, hook_id: str, n: int = 1) -> None:
+        entry = self._entries.get(hook_id)
+        if entry is not None:
+            entry.hits += n
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _entry(self, hook_id: str) -> _Entry:
+        try:
+            return self._entries[hook_id]
+        except KeyError:
+            raise HookNotFound(hook_id) from None
+
+    def _rebuild(self) -> None:
+        rules = self.rules()
+        any_port = {d: tuple(r for r in rules if r.direction is d and r.port is None) for d in Direction}
+        by_port: dict[tuple[Direction, int], tuple[HookRule, ...]] = {}
+        for key in {(r.direction, r.port) for r in rules if r.port is not None}:
+            by_port[key] = tuple(  # type: ignore[index]
+                r for r in rules if r.direction is key[0] and r.port in (key[1], None)
+            )
+        self._index = _Index(by_port, any_port)  # type: ignore[arg-type]
+        self.version += 1
+
+    @staticmethod
+    def _to_proto(entry: _Entry) -> hooks_pb2.Hook:
+        return hooks_pb2.Hook(
+            spec=entry.rule.spec, enabled=entry.enabled, hits=entry.hits, created_ns=entry.created_ns
+        )

@@ -1,0 +1,1 @@
+"""Generated wire code for proto/ioin/v1 (``make proto``); do not edit by hand."""

@@ -1,0 +1,3 @@
+"""ioinctl: the ioin-fleet controller (pushes hooks to many agents, shows what comes back)."""
+
+__all__: list[str] = []
