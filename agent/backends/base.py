@@ -33,7 +33,15 @@ Sink = Callable[[list["Event"]], None]
 """Receives a batch of events on the event loop thread."""
 
 Notify = Callable[[str, dict[str, object]], None]
-"""Reports a notice (kind, fields) — backend errors, guest faults, lost events, breaks."""
+"""Side channel from backend to agent, called on the event loop thread: ``notify(kind, fields)``.
+
+- ``"console"``: guest serial output, fields ``vm`` (id), ``vm_name``, ``text`` — published on
+  ``ioin/v1/<host>/console/<vm_name>`` (QoS 0) and printed by ``ioind local``;
+- ``"break"``: a vCPU paused by a break hook, fields ``break_id``, ``hook_id``, ``vm``,
+  ``vm_name``, ``vcpu``, ``port``, ``dir``, ``timeout_s`` — published on ``.../breaks``;
+- anything else (``"vm-fault"``, ``"vm-stopped"``, ``"lost"``, ``"backend-error"``, ...): a notice,
+  published on ``ioin/v1/<host>/notices`` with ``kind`` and the fields.
+"""
 
 
 @runtime_checkable
