@@ -175,11 +175,8 @@ class _Reader:
             expect, label = (str,), "a string"
         else:
             return value
-        if isinstance(value, bool) and bool not in expect:
-            ok = False
-        else:
-            ok = isinstance(value, expect)
-        if not ok:
+        # bool is an int in Python, but `port = true` is not a port
+        if (isinstance(value, bool) and bool not in expect) or not isinstance(value, expect):
             self.problems.append(f"{where}: expected {label}, got {value!r}")
             return _BAD
         return float(value) if float in expect else value

@@ -13,13 +13,33 @@ from typing import Any
 from agent.model import Direction, Stage
 from agent.wire import events_pb2
 
-__all__ = ["JSON_KEYS", "Event", "from_proto", "to_json", "to_proto"]
+__all__ = ["JSON_KEYS", "Event", "from_json", "from_proto", "to_json", "to_proto"]
 
 JSON_KEYS = (
-    "host", "epoch", "seq", "ts", "hook_id", "dir", "port", "size", "count", "string", "rep",
-    "value", "data", "vm", "vm_name", "vcpu", "cpu", "rip", "regs", "stage", "value_set",
-    "skipped", "break_id",
-)  # fmt: skip
+    "host",
+    "epoch",
+    "seq",
+    "ts",
+    "hook_id",
+    "dir",
+    "port",
+    "size",
+    "count",
+    "string",
+    "rep",
+    "value",
+    "data",
+    "vm",
+    "vm_name",
+    "vcpu",
+    "cpu",
+    "rip",
+    "regs",
+    "stage",
+    "value_set",
+    "skipped",
+    "break_id",
+)
 
 
 @dataclass(slots=True)
@@ -131,4 +151,31 @@ def from_proto(msg: events_pb2.Event) -> Event:
         skipped=msg.skipped,
         break_id=msg.break_id,
         seq=msg.seq,
+    )
+
+
+def from_json(obj: Mapping[str, Any]) -> Event:
+    """Decode an event's JSON object (``KeyError`` / ``ValueError`` / ``TypeError`` if bad)."""
+    return Event(
+        hook_id=str(obj["hook_id"]),
+        ts=int(obj["ts"]),
+        dir=Direction.IN if obj["dir"] == "in" else Direction.OUT,
+        port=int(obj["port"]),
+        size=int(obj["size"]),
+        count=int(obj["count"]),
+        string=bool(obj["string"]),
+        rep=bool(obj["rep"]),
+        value=int(obj["value"]),
+        data=tuple(int(x) for x in obj["data"]),
+        vm=int(obj["vm"]),
+        vm_name=str(obj["vm_name"]),
+        vcpu=int(obj["vcpu"]),
+        cpu=int(obj["cpu"]),
+        rip=None if obj["rip"] is None else int(obj["rip"]),
+        regs={str(k): int(v) for k, v in obj["regs"].items()},
+        stage=Stage[str(obj["stage"]).upper()],
+        value_set=None if obj["value_set"] is None else int(obj["value_set"]),
+        skipped=bool(obj["skipped"]),
+        break_id=str(obj["break_id"] or ""),
+        seq=int(obj["seq"]),
     )

@@ -24,7 +24,11 @@ if TYPE_CHECKING:
 
 __all__ = ["BACKENDS", "Backend", "Notify", "Sink", "load_backend"]
 
-BACKENDS = {"sim": "agent.backends.sim", "kvm": "agent.backends.kvm", "kvm-trace": "agent.backends.kvm_trace"}
+BACKENDS = {
+    "sim": "agent.backends.sim",
+    "kvm": "agent.backends.kvm",
+    "kvm-trace": "agent.backends.kvm_trace",
+}
 
 
 def load_backend(config: AgentConfig) -> Backend:

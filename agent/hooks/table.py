@@ -47,7 +47,7 @@ class HookRule:
 def rule_from_spec(spec: hooks_pb2.HookSpec, order: int = 0) -> HookRule:
     """Build a rule from a validated spec (``ValueError`` on an invalid id or direction)."""
     check_id("hook id", spec.id)
-    if spec.direction not in (Direction.IN, Direction.OUT):
+    if spec.direction not in (hooks_pb2.DIRECTION_IN, hooks_pb2.DIRECTION_OUT):
         raise ValueError(f"hook '{spec.id}': direction must be IN or OUT")
     return HookRule(
         id=spec.id,
@@ -173,17 +173,22 @@ class HookTable:
 
     def _rebuild(self) -> None:
         rules = self.rules()
-        any_port = {d: tuple(r for r in rules if r.direction is d and r.port is None) for d in Direction}
+        any_port = {
+            d: tuple(r for r in rules if r.direction is d and r.port is None) for d in Direction
+        }
         by_port: dict[tuple[Direction, int], tuple[HookRule, ...]] = {}
         for key in {(r.direction, r.port) for r in rules if r.port is not None}:
-            by_port[key] = tuple(  # type: ignore[index]
+            by_port[key] = tuple(
                 r for r in rules if r.direction is key[0] and r.port in (key[1], None)
             )
-        self._index = _Index(by_port, any_port)  # type: ignore[arg-type]
+        self._index = _Index(by_port, any_port)
         self.version += 1
 
     @staticmethod
     def _to_proto(entry: _Entry) -> hooks_pb2.Hook:
         return hooks_pb2.Hook(
-            spec=entry.rule.spec, enabled=entry.enabled, hits=entry.hits, created_ns=entry.created_ns
+            spec=entry.rule.spec,
+            enabled=entry.enabled,
+            hits=entry.hits,
+            created_ns=entry.created_ns,
         )

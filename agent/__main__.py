@@ -1,0 +1,5 @@
+"""``python -m agent`` is ``ioind``."""
+
+from agent.cli import main
+
+main()

@@ -1,0 +1,179 @@
+"""``ioind``: run the agent, check a config file, or run one backend locally.
+
+Exit codes: 0 ok, 1 bad configuration or usage, 2 a hook command refused (``local``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import structlog
+import typer
+
+from agent.config import AgentConfig, VmConfig, load_config
+from agent.errors import AgentError, ConfigError, HookSyntaxError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False)
+log = structlog.get_logger("ioind")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="agent TOML file")]
+BackendOpt = Annotated[str | None, typer.Option(help="sim | kvm | kvm-trace")]
+
+
+def _fail(exc: AgentError, code: int = 1) -> typer.Exit:
+    problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
+    for p in problems:
+        typer.echo(f"ioind: {p}", err=True)
+    return typer.Exit(code)
+
+
+@app.callback(invoke_without_command=True)
+def run(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option(help="host id")] = None,
+    backend: BackendOpt = None,
+    listen: Annotated[str | None, typer.Option(help="gRPC HOST:PORT")] = None,
+    insecure: Annotated[bool | None, typer.Option("--insecure", help="plain gRPC")] = None,
+    mqtt_host: Annotated[str | None, typer.Option(help="broker host")] = None,
+    mqtt_port: Annotated[int | None, typer.Option(help="broker port")] = None,
+    state_dir: Annotated[str | None, typer.Option(help="where hooks are kept")] = None,
+    sim_rate: Annotated[float | None, typer.Option(help="sim accesses per second")] = None,
+) -> None:
+    """Run the agent (gRPC service, backend, MQTT publisher) until SIGTERM / Ctrl-C."""
+    if ctx.invoked_subcommand is not None:
+        return
+    try:
+        cfg = load_config(config).with_overrides(
+            host=host,
+            backend=backend,
+            state_dir=state_dir,
+            grpc__listen=listen,
+            grpc__insecure=insecure,
+            mqtt__host=mqtt_host,
+            mqtt__port=mqtt_port,
+            sim__rate=sim_rate,
+        )
+        _setup(cfg)
+        asyncio.run(_serve(cfg))
+    except AgentError as exc:
+        raise _fail(exc) from None
+
+
+def _setup(cfg: AgentConfig) -> None:
+    from agent.logs import setup_logging
+
+    setup_logging(cfg.log_level)
+
+
+async def _serve(cfg: AgentConfig) -> None:
+    from agent.core import Agent
+    from agent.rpc.server import create_server, serve
+
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    async with Agent(cfg) as agent:
+        server, port, health = await create_server(agent, cfg.grpc)
+        log.info(
+            "agent-starting",
+            host=cfg.host,
+            backend=cfg.backend,
+            grpc_port=port,
+            broker=f"{cfg.mqtt.host}:{cfg.mqtt.port}",
+            epoch=agent.epoch,
+        )
+        with contextlib.suppress(asyncio.CancelledError):
+            await agent.run(lambda: serve(agent, server, health))
+        log.info("agent-stopped", host=cfg.host)
+
+
+@app.command("check-config")
+def check_config(path: Annotated[Path, typer.Argument(help="agent TOML file")]) -> None:
+    """Report every problem in a config file at once (exit 0 if none)."""
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"{path}: ok (host {cfg.host}, backend {cfg.backend})")
+
+
+@app.command("local")
+def local(
+    hook: Annotated[list[str], typer.Option("--hook", help="!ioin / !ioout command (repeatable)")],
+    config: ConfigOpt = None,
+    backend: BackendOpt = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="text | json")] = "text",
+    seconds: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+    sim_rate: Annotated[float | None, typer.Option(help="sim accesses per second")] = None,
+    bios: Annotated[str | None, typer.Option(help="kvm: firmware image (e.g. SeaBIOS)")] = None,
+    image: Annotated[str | None, typer.Option(help="kvm: flat guest image")] = None,
+    mode: Annotated[str, typer.Option(help="kvm: real | protected | long")] = "real",
+    load_addr: Annotated[str, typer.Option(help="kvm: load address")] = "0x1000",
+    entry: Annotated[str | None, typer.Option(help="kvm: entry (default: load address)")] = None,
+    vcpus: Annotated[int, typer.Option(help="kvm: vCPUs")] = 1,
+    mem_mib: Annotated[int, typer.Option(help="kvm: guest memory in MiB")] = 16,
+) -> None:
+    """Run one backend with hooks from the command line; print events to stdout."""
+    from agent.local import run_local
+
+    if output not in ("text", "json"):
+        typer.echo(f"ioind: --output: expected text or json, got '{output}'", err=True)
+        raise typer.Exit(1)
+    try:
+        # local never listens: the gRPC security settings do not apply
+        cfg = load_config(config).with_overrides(
+            backend=backend, sim__rate=sim_rate, grpc__insecure=True
+        )
+        if bios or image:
+            vm = VmConfig(
+                name="vm0",
+                image=image or "",
+                bios=bios or "",
+                mode=mode,
+                load_addr=int(load_addr, 0),
+                entry=int(entry or load_addr, 0),
+                vcpus=vcpus,
+                mem_mib=mem_mib,
+            )
+            cfg = cfg.with_overrides(kvm=_with_vm(cfg, vm))
+        _setup(cfg.with_overrides(log_level="warning"))
+        asyncio.run(run_local(cfg, hook, output=output, seconds=seconds))
+    except HookSyntaxError as exc:
+        raise _fail(exc, 2) from None
+    except AgentError as exc:
+        raise _fail(exc) from None
+    except ValueError as exc:
+        typer.echo(f"ioind: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        pass
+
+
+def _with_vm(cfg: AgentConfig, vm: VmConfig) -> Any:
+    from dataclasses import replace
+
+    return replace(cfg.kvm, vms=(*cfg.kvm.vms, vm))
+
+
+def main() -> None:
+    """Console entry point; usage errors exit 1."""
+    try:
+        rc = app(standalone_mode=False)
+    except typer.Abort:
+        sys.exit(1)
+    except typer.TyperException as exc:  # click's usage errors (typer vendors click)
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            typer.echo(f"ioind: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(rc if isinstance(rc, int) else 0)

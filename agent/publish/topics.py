@@ -1,0 +1,59 @@
+"""MQTT topic names and payload encodings (the bus contract; see the README's table)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from agent.events import Event, to_json, to_proto
+from agent.model import check_id
+from agent.wire import events_pb2
+
+__all__ = [
+    "CT_JSON",
+    "CT_PROTOBUF",
+    "PREFIX",
+    "breaks",
+    "console",
+    "encode_batch",
+    "events",
+    "notices",
+    "status",
+]
+
+PREFIX = "ioin/v1"
+CT_PROTOBUF = "application/x-protobuf; proto=ioin.v1.EventBatch"
+CT_JSON = "application/json"
+
+
+def events(host: str, hook_id: str) -> str:
+    return f"{PREFIX}/{check_id('host id', host)}/events/{check_id('hook id', hook_id)}"
+
+
+def status(host: str) -> str:
+    return f"{PREFIX}/{host}/status"
+
+
+def notices(host: str) -> str:
+    return f"{PREFIX}/{host}/notices"
+
+
+def breaks(host: str) -> str:
+    return f"{PREFIX}/{host}/breaks"
+
+
+def console(host: str, vm_name: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in vm_name) or "vm"
+    return f"{PREFIX}/{host}/console/{safe}"
+
+
+def encode_batch(host: str, epoch: str, evs: Sequence[Event], fmt: str) -> tuple[bytes, str]:
+    """An EventBatch payload and its content type (``fmt``: protobuf or json)."""
+    if fmt == "json":
+        body = {"host": host, "epoch": epoch, "events": [to_json(e, host, epoch) for e in evs]}
+        return json.dumps(body, separators=(",", ":")).encode(), CT_JSON
+    batch = events_pb2.EventBatch(host=host, epoch=epoch)
+    add = batch.events.add
+    for ev in evs:
+        to_proto(ev, add())
+    return batch.SerializeToString(), CT_PROTOBUF

@@ -1,0 +1,131 @@
+"""The gRPC server: ``ioin.v1.Agent`` plus the standard health service.
+
+``create_server(agent, config)`` builds and binds the server (port 0 in tests) and returns it
+with the bound port; ``serve`` runs it until cancelled. The servicer only translates proto to
+:class:`~agent.core.Agent` calls; errors are mapped by :class:`~agent.rpc.errors.ErrorInterceptor`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+
+from agent.config import GrpcConfig
+from agent.core import Agent
+from agent.errors import ConfigError, NotFoundError
+from agent.rpc.errors import ErrorInterceptor
+from agent.wire import agent_pb2, agent_pb2_grpc, hooks_pb2
+
+__all__ = ["SERVICE", "AgentServicer", "create_server", "serve"]
+
+SERVICE = "ioin.v1.Agent"
+
+if TYPE_CHECKING:
+    Ctx = grpc.aio.ServicerContext[Any, Any]
+
+
+class AgentServicer(agent_pb2_grpc.AgentServicer):
+    def __init__(self, agent: Agent) -> None:
+        self._agent = agent
+
+    async def SetHook(
+        self, request: agent_pb2.SetHookRequest, context: Ctx
+    ) -> agent_pb2.SetHookResponse:
+        spec = request.spec if request.HasField("spec") else None
+        if request.command:
+            parsed = self._agent.parse(request.command, spec.id if spec and spec.id else None)
+            spec = parsed
+        if spec is None:
+            raise ConfigError("SetHookRequest: give 'command' or 'spec'")
+        hook, created = self._agent.set_hook(spec, enabled=not request.disabled)
+        return agent_pb2.SetHookResponse(hook=hook, created=created)
+
+    async def RemoveHook(
+        self, request: agent_pb2.HookRef, context: Ctx
+    ) -> agent_pb2.RemoveHookResponse:
+        return agent_pb2.RemoveHookResponse(hook=self._agent.remove_hook(request.id))
+
+    async def ListHooks(
+        self, request: agent_pb2.ListHooksRequest, context: Ctx
+    ) -> agent_pb2.ListHooksResponse:
+        return agent_pb2.ListHooksResponse(hooks=list(self._agent.table))
+
+    async def EnableHook(self, request: agent_pb2.HookRef, context: Ctx) -> hooks_pb2.Hook:
+        return self._agent.enable_hook(request.id, True)
+
+    async def DisableHook(self, request: agent_pb2.HookRef, context: Ctx) -> hooks_pb2.Hook:
+        return self._agent.enable_hook(request.id, False)
+
+    async def GetStatus(
+        self, request: agent_pb2.GetStatusRequest, context: Ctx
+    ) -> agent_pb2.Status:
+        return self._agent.status()
+
+    async def Resume(
+        self, request: agent_pb2.ResumeRequest, context: Ctx
+    ) -> agent_pb2.ResumeResponse:
+        value = request.value if request.HasField("value") else None
+        if not await self._agent.backend.resume(request.break_id, value):
+            raise NotFoundError("pending break", request.break_id)
+        return agent_pb2.ResumeResponse(break_id=request.break_id, resumed=True)
+
+    async def StartVm(self, request: agent_pb2.VmSpec, context: Ctx) -> agent_pb2.VmInfo:
+        return await self._agent.backend.start_vm(request)
+
+    async def StopVm(self, request: agent_pb2.VmRef, context: Ctx) -> agent_pb2.VmInfo:
+        return await self._agent.backend.stop_vm(request.id)
+
+    async def ListVms(
+        self, request: agent_pb2.ListVmsRequest, context: Ctx
+    ) -> agent_pb2.ListVmsResponse:
+        return agent_pb2.ListVmsResponse(vms=list(self._agent.backend.list_vms()))
+
+
+def _credentials(config: GrpcConfig) -> grpc.ServerCredentials | None:
+    """Mutual TLS unless ``insecure`` (then ``None``: a plain port)."""
+    if config.insecure:
+        return None
+    try:
+        key, cert, ca = (Path(p).read_bytes() for p in (config.key, config.cert, config.ca))
+    except OSError as exc:
+        raise ConfigError(f"grpc: cannot read {exc.filename}: {exc.strerror}") from None
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=ca, require_client_auth=True
+    )
+
+
+async def create_server(
+    agent: Agent, config: GrpcConfig
+) -> tuple[grpc.aio.Server, int, HealthServicer]:
+    """A started-ready (bound, not yet started) server, its port, and its health servicer."""
+    server = grpc.aio.server(interceptors=[ErrorInterceptor()])
+    agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(agent), server)
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    for name in ("", SERVICE):
+        await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    creds = _credentials(config)
+    if creds is None:
+        port = server.add_insecure_port(config.listen)
+    else:
+        port = server.add_secure_port(config.listen, creds)
+    if port == 0:
+        raise ConfigError(f"grpc.listen: cannot bind '{config.listen}'")
+    return server, port, health
+
+
+async def serve(agent: Agent, server: grpc.aio.Server, health: HealthServicer) -> None:
+    """Run ``server`` until cancelled; health turns SERVING once the backend is producing."""
+    await server.start()
+    try:
+        await agent.backend_ready.wait()
+        for name in ("", SERVICE):
+            await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await server.wait_for_termination()
+    finally:
+        await health.enter_graceful_shutdown()
+        await server.stop(grace=1.0)

@@ -1,0 +1,143 @@
+"""Real parts for tests: a mosquitto broker on a free port and real ioind processes.
+
+Used by the fixtures in tests/conftest.py; also importable by benchmarks and the demo.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["AgentProc", "Broker", "free_port", "start_agent", "start_broker", "wait_port"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_port(
+    port: int, timeout: float = 10.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before port {port} opened")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+@dataclass
+class Broker:
+    """A mosquitto process; ``stop`` / ``start`` restart it on the same port (fault tests)."""
+
+    port: int
+    workdir: Path
+    host: str = "127.0.0.1"
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "max_queued_messages 100000\nmax_inflight_messages 100\n"
+        )
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        with (self.workdir / "mosquitto.log").open("ab") as log:
+            self.proc = subprocess.Popen([exe, "-c", str(conf)], stdout=log, stderr=log)
+        wait_port(self.port, proc=self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)
+        self.proc = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def start_broker(workdir: Path | None = None) -> Broker:
+    broker = Broker(free_port(), workdir or Path(tempfile.mkdtemp(prefix="mosq-")))
+    broker.start()
+    return broker
+
+
+@dataclass
+class AgentProc:
+    """A real ``ioind`` process."""
+
+    host_id: str
+    port: int
+    workdir: Path
+    config: Path
+    proc: subprocess.Popen[bytes] | None = None
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> str:
+        path = self.workdir / "ioind.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def start(self) -> None:
+        cmd = [sys.executable, "-m", "agent", "--config", str(self.config), *self.extra]
+        with (self.workdir / "ioind.log").open("ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=os.environ.copy())
+        wait_port(self.port, timeout=20, proc=self.proc)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        rc = self.proc.returncode
+        self.proc = None
+        return rc
+
+
+def start_agent(
+    host_id: str,
+    broker: Broker,
+    workdir: Path,
+    *,
+    backend: str = "sim",
+    extra_toml: str = "",
+    sim_rate: float = 2000.0,
+) -> AgentProc:
+    """Write a config for ``host_id`` and start ``ioind`` with it (sim backend by default)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    config = workdir / "agent.toml"
+    config.write_text(
+        f'host = "{host_id}"\nbackend = "{backend}"\nstate_dir = "{workdir / "state"}"\n'
+        f'[grpc]\nlisten = "127.0.0.1:{port}"\ninsecure = true\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nbatch_ms = 20\n'
+        f"[sim]\nrate = {sim_rate}\nvms = 2\ncores = 2\n{extra_toml}"
+    )
+    agent = AgentProc(host_id, port, workdir, config)
+    agent.start()
+    return agent
