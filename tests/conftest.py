@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -50,8 +50,37 @@ def agent_factory(
             print(f"--- ioind {agent.host_id} log ---\n{agent.log[-4000:]}")
 
 
+HARDWARE_MARKERS = ("kvm", "tracefs", "qemu")
+# marker -> nodeid -> outcome
+_marked: dict[str, dict[str, str]] = {m: {} for m in HARDWARE_MARKERS}
+_skip_reasons: dict[str, set[str]] = {m: set() for m in HARDWARE_MARKERS}
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     rep = yield
-    setattr(item, f"rep_{rep.when}", rep)  # type: ignore[attr-defined]
+    setattr(item, f"rep_{rep.when}", rep)
+    for marker in HARDWARE_MARKERS:
+        if item.get_closest_marker(marker) is None:
+            continue
+        if rep.skipped:
+            _marked[marker][item.nodeid] = "skipped"
+            reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+            _skip_reasons[marker].add(reason.removeprefix("Skipped: "))
+        elif rep.when == "call" or rep.failed:
+            _marked[marker].setdefault(item.nodeid, "ran")
     return rep
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many of the tests that need real hardware ran here (CI prints this)."""
+    terminalreporter.section("tests needing /dev/kvm, tracefs, QEMU")
+    for marker in HARDWARE_MARKERS:
+        outcomes = list(_marked[marker].values())
+        ran, skipped = outcomes.count("ran"), outcomes.count("skipped")
+        line = f"{marker}: {ran} ran, {skipped} skipped"
+        if _skip_reasons[marker]:
+            line += " (" + "; ".join(sorted(_skip_reasons[marker])) + ")"
+        terminalreporter.write_line(line)
