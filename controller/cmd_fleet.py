@@ -1,0 +1,174 @@
+"""``ioinctl status``, ``resume HOST BREAK-ID`` and ``vm list|start|stop``.
+
+Like :mod:`controller.cmd_hooks`: parse → ``asyncio.run`` → render, returning the exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agent.wire import agent_pb2
+from controller import views
+from controller.client import fan_out
+from controller.errors import InventoryError, UsageError
+from controller.inventory import Host, Inventory, load_inventory, split_address
+from controller.options import (
+    CaOpt,
+    CertOpt,
+    HostsOpt,
+    InsecureOpt,
+    InventoryOpt,
+    KeyOpt,
+    OutputOpt,
+    TimeoutOpt,
+    targets,
+    targets_for,
+)
+from controller.render import Output, report
+
+__all__ = ["resume", "status", "vm_app"]
+
+vm_app = typer.Typer(help="VMs of agents whose backend runs its own (kvm).")
+
+
+def status(
+    hosts: HostsOpt = None,
+    inventory: InventoryOpt = None,
+    timeout: TimeoutOpt = None,
+    ca: CaOpt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    insecure: InsecureOpt = False,
+    output: OutputOpt = Output.TABLE,
+) -> int:
+    """Every agent's version, backend, capabilities, hooks, counters and broker connection."""
+    t = targets(hosts, inventory, timeout, ca=ca, cert=cert, key=key, insecure=insecure)
+    request = agent_pb2.GetStatusRequest()
+    return report(
+        asyncio.run(fan_out(t, lambda s, d: s.GetStatus(request, timeout=d))), views.STATUS, output
+    )
+
+
+def resume(
+    host: Annotated[str, typer.Argument(help="Agent: its inventory name, or HOST:PORT.")],
+    break_id: Annotated[str, typer.Argument(help="Break id (from the breaks topic).")],
+    value: Annotated[
+        str | None, typer.Option("--value", help="Value the IN reads / the OUT writes (0x.. ok).")
+    ] = None,
+    inventory: InventoryOpt = None,
+    timeout: TimeoutOpt = None,
+    ca: CaOpt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    insecure: InsecureOpt = False,
+    output: OutputOpt = Output.TABLE,
+) -> int:
+    """Continue a vCPU paused by a ``break`` hook."""
+    inv = _one_host(host, inventory)
+    t = targets_for(inv, timeout, ca=ca, cert=cert, key=key, insecure=insecure)
+    request = agent_pb2.ResumeRequest(break_id=break_id)
+    if value is not None:
+        request.value = _number("--value", value, 0xFFFF_FFFF)
+    results = asyncio.run(
+        fan_out(t, lambda s, d: s.Resume(request, timeout=d), ("break", break_id))
+    )
+    return report(results, views.RESUME, output)
+
+
+@vm_app.command("list")
+def vm_list(
+    hosts: HostsOpt = None,
+    inventory: InventoryOpt = None,
+    timeout: TimeoutOpt = None,
+    ca: CaOpt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    insecure: InsecureOpt = False,
+    output: OutputOpt = Output.TABLE,
+) -> int:
+    """List every agent's VMs."""
+    t = targets(hosts, inventory, timeout, ca=ca, cert=cert, key=key, insecure=insecure)
+    request = agent_pb2.ListVmsRequest()
+    return report(
+        asyncio.run(fan_out(t, lambda s, d: s.ListVms(request, timeout=d))), views.VMS, output
+    )
+
+
+@vm_app.command("start")
+def vm_start(
+    name: Annotated[str, typer.Option("--name", help="VM name.")],
+    image: Annotated[str, typer.Option("--image", help="Flat binary on the agent's host.")] = "",
+    bios: Annotated[str, typer.Option("--bios", help="Firmware image instead of --image.")] = "",
+    mode: Annotated[str, typer.Option("--mode", help="real | protected | long.")] = "real",
+    load_addr: Annotated[str, typer.Option("--load-addr", help="Load address.")] = "0",
+    entry: Annotated[str, typer.Option("--entry", help="Entry point.")] = "0",
+    vcpus: Annotated[int, typer.Option("--vcpus", min=1)] = 1,
+    mem_mib: Annotated[int, typer.Option("--mem-mib", min=1)] = 16,
+    hosts: HostsOpt = None,
+    inventory: InventoryOpt = None,
+    timeout: TimeoutOpt = None,
+    ca: CaOpt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    insecure: InsecureOpt = False,
+    output: OutputOpt = Output.TABLE,
+) -> int:
+    """Start a VM on every agent (kvm backend)."""
+    if bool(image) == bool(bios):
+        raise UsageError("give exactly one of --image and --bios")
+    load, start = _number("--load-addr", load_addr), _number("--entry", entry)
+    spec = agent_pb2.VmSpec(name=name, image=image, bios=bios, mode=mode, load_addr=load)
+    spec.entry, spec.vcpus, spec.mem_mib = start, vcpus, mem_mib
+    t = targets(hosts, inventory, timeout, ca=ca, cert=cert, key=key, insecure=insecure)
+    return report(
+        asyncio.run(fan_out(t, lambda s, d: s.StartVm(spec, timeout=d))), views.VM, output
+    )
+
+
+@vm_app.command("stop")
+def vm_stop(
+    vm_id: Annotated[int, typer.Argument(help="VM id.", metavar="ID", min=0)],
+    hosts: HostsOpt = None,
+    inventory: InventoryOpt = None,
+    timeout: TimeoutOpt = None,
+    ca: CaOpt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    insecure: InsecureOpt = False,
+    output: OutputOpt = Output.TABLE,
+) -> int:
+    """Stop a VM on every agent."""
+    t = targets(hosts, inventory, timeout, ca=ca, cert=cert, key=key, insecure=insecure)
+    ref = agent_pb2.VmRef(id=vm_id)
+    results = asyncio.run(fan_out(t, lambda s, d: s.StopVm(ref, timeout=d), ("vm", str(vm_id))))
+    return report(results, views.VM, output)
+
+
+def _one_host(host: str, inventory: Path | None) -> Inventory:
+    """The inventory entry named ``host`` (by name or address), or ``host`` as an address."""
+    if inventory is None:
+        try:
+            split_address(host)
+        except ValueError as e:
+            raise UsageError(f"HOST: {e} (or give --inventory to use names)") from None
+        return Inventory((Host(host, host),), "HOST")
+    inv = load_inventory(inventory)
+    found = [h for h in inv.hosts if host in (h.name, h.address)]
+    if not found:
+        raise InventoryError(str(inventory), host, "no agent with that name or address")
+    return Inventory((found[0],), inv.source, inv.defaults)
+
+
+def _number(flag: str, text: str, limit: int = 2**64 - 1) -> int:
+    """A number as C writes it (``0x3f8``, ``1016``), checked against ``limit``."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise UsageError(f"{flag}: '{text}' is not a number") from None
+    if not 0 <= value <= limit:
+        raise UsageError(f"{flag}: {text} is out of range 0..{limit:#x}")
+    return value

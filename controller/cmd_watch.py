@@ -1,0 +1,135 @@
+"""``ioinctl watch``: live events from the broker, then a per-host summary.
+
+Ctrl-C is the normal way to stop (besides ``--seconds``): the summary is printed either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from agent.model import check_id
+from controller.errors import UsageError
+from controller.inventory import load_inventory, split_address
+from controller.options import InventoryOpt, OutputOpt
+from controller.render import Output, console, warn
+from controller.watch import WatchConfig, Watcher
+
+__all__ = ["summary_table", "watch"]
+
+_MQTT = "Broker"
+_MAX_PORTS = 12  # ports listed per host in the summary before "+N more"
+
+
+def watch(
+    broker: Annotated[
+        str | None,
+        typer.Option(envvar="IOIN_BROKER", help="MQTT broker HOST:PORT [default: 127.0.0.1:1883]."),
+    ] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Only this host id.")] = None,
+    hook: Annotated[str | None, typer.Option("--hook", help="Only this hook id.")] = None,
+    port: Annotated[
+        str | None, typer.Option("--port", help="Only this I/O port (0x.. ok).")
+    ] = None,
+    seconds: Annotated[float | None, typer.Option("--seconds", help="Stop after N s.")] = None,
+    notices: Annotated[bool, typer.Option("--notices", help="Also show notices.")] = False,
+    breaks: Annotated[bool, typer.Option("--breaks", help="Also show paused vCPUs.")] = False,
+    username: Annotated[
+        str | None, typer.Option(envvar="IOIN_MQTT_USERNAME", rich_help_panel=_MQTT)
+    ] = None,
+    password: Annotated[
+        str | None, typer.Option(envvar="IOIN_MQTT_PASSWORD", rich_help_panel=_MQTT)
+    ] = None,
+    mqtt_ca: Annotated[
+        str | None,
+        typer.Option(envvar="IOIN_MQTT_CA", help="CA for MQTT over TLS.", rich_help_panel=_MQTT),
+    ] = None,
+    inventory: InventoryOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> int:
+    """Print events as agents publish them (``-o json``: one object per line)."""
+    cfg = WatchConfig(
+        broker=_broker(broker, inventory),
+        host=_id("--host", "host id", host),
+        hook=_id("--hook", "hook id", hook),
+        port=_port(port),
+        notices=notices,
+        breaks=breaks,
+        output=output,
+        seconds=_seconds(seconds),
+        username=username,
+        password=password,
+        tls_ca=mqtt_ca,
+    )
+    watcher = Watcher(cfg)
+    try:
+        asyncio.run(watcher.run())
+    except KeyboardInterrupt:
+        pass  # the normal way to stop a watch without --seconds
+    finally:
+        _summary(watcher, output)
+    return 0
+
+
+def summary_table(watcher: Watcher) -> Table:
+    """Per host: events seen, hooks they came from, ports they touched."""
+    table = Table("host", "events", "hooks", "ports", title="ioinctl watch: summary")
+    for host, t in sorted(watcher.tally.items()):
+        ports = [f"{p:#06x}" for p in sorted(t.ports)]
+        more = f" +{len(ports) - _MAX_PORTS} more" if len(ports) > _MAX_PORTS else ""
+        ports_text = " ".join(ports[:_MAX_PORTS]) + more
+        table.add_row(Text(host), str(t.events), Text(",".join(sorted(t.hooks))), Text(ports_text))
+    return table
+
+
+def _summary(watcher: Watcher, output: Output) -> None:
+    # With -o json, stdout carries only events: the summary goes to stderr.
+    out = Console(stderr=True, highlight=False) if output is Output.JSON else console()
+    out.print(summary_table(watcher))
+    if not watcher.tally:
+        out.print("no events received")
+    if watcher.junk:
+        warn(f"{watcher.junk} malformed payloads ignored")
+
+
+def _broker(flag: str | None, inventory: Path | None) -> str:
+    broker = flag or (load_inventory(inventory).defaults.broker if inventory else None)
+    broker = broker or "127.0.0.1:1883"
+    try:
+        split_address(broker)
+    except ValueError as e:
+        raise UsageError(f"--broker: {e}") from None
+    return broker
+
+
+def _id(flag: str, kind: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return check_id(kind, value)
+    except ValueError as e:
+        raise UsageError(f"{flag}: {e}") from None
+
+
+def _port(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        port = int(text, 0)
+    except ValueError:
+        raise UsageError(f"--port: '{text}' is not a number") from None
+    if not 0 <= port <= 0xFFFF:
+        raise UsageError(f"--port: {text} is out of range 0..0xffff")
+    return port
+
+
+def _seconds(value: float | None) -> float | None:
+    if value is not None and value <= 0:
+        raise UsageError(f"--seconds must be positive, got {value:g}")
+    return value

@@ -1,0 +1,96 @@
+"""Options every agent-facing command shares, and turning them into :class:`Targets`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from controller.client import Targets
+from controller.errors import UsageError
+from controller.inventory import Inventory, resolve
+from controller.render import Output
+from controller.security import choose_security
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "CaOpt",
+    "CertOpt",
+    "HostsOpt",
+    "InsecureOpt",
+    "InventoryOpt",
+    "KeyOpt",
+    "OutputOpt",
+    "TimeoutOpt",
+    "targets",
+]
+
+DEFAULT_TIMEOUT = 5.0  # seconds per call (the issue's default deadline)
+_CONN = "Agents and transport"
+
+HostsOpt = Annotated[
+    str | None,
+    typer.Option("--hosts", help="Agents as HOST:PORT,HOST:PORT,...", rich_help_panel=_CONN),
+]
+InventoryOpt = Annotated[
+    Path | None,
+    typer.Option("--inventory", "-i", help="TOML inventory of agents.", rich_help_panel=_CONN),
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout", help="Deadline per call in seconds [default: 5].", rich_help_panel=_CONN
+    ),
+]
+CaOpt = Annotated[
+    str | None,
+    typer.Option("--ca", envvar="IOIN_CA", help="CA certificate (PEM).", rich_help_panel=_CONN),
+]
+CertOpt = Annotated[
+    str | None,
+    typer.Option("--cert", envvar="IOIN_CERT", help="Client certificate.", rich_help_panel=_CONN),
+]
+KeyOpt = Annotated[
+    str | None,
+    typer.Option("--key", envvar="IOIN_KEY", help="Client private key.", rich_help_panel=_CONN),
+]
+InsecureOpt = Annotated[
+    bool,
+    typer.Option(
+        "--insecure", envvar="IOIN_INSECURE", help="Plain gRPC (no TLS).", rich_help_panel=_CONN
+    ),
+]
+OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table or json.")]
+
+
+def targets(
+    hosts: str | None,
+    inventory: Path | None,
+    timeout: float | None,
+    *,
+    ca: str | None,
+    cert: str | None,
+    key: str | None,
+    insecure: bool,
+) -> Targets:
+    """Resolve the inventory, the transport security and the deadline (flags over file)."""
+    inv = resolve(hosts, inventory)
+    return targets_for(inv, timeout, ca=ca, cert=cert, key=key, insecure=insecure)
+
+
+def targets_for(
+    inv: Inventory,
+    timeout: float | None,
+    *,
+    ca: str | None,
+    cert: str | None,
+    key: str | None,
+    insecure: bool,
+) -> Targets:
+    """Targets for an already resolved inventory."""
+    deadline = timeout if timeout is not None else inv.defaults.timeout or DEFAULT_TIMEOUT
+    if deadline <= 0:
+        raise UsageError(f"--timeout must be positive, got {deadline:g}")
+    security = choose_security(insecure=insecure, ca=ca, cert=cert, key=key, defaults=inv.defaults)
+    return Targets(inv.hosts, security, deadline)

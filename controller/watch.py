@@ -1,0 +1,158 @@
+"""``ioinctl watch``: subscribe to the agents' event topics (MQTT 5) and print events as they come.
+
+:class:`Watcher` keeps the synchronous part (topic → decode → filter → print → tally) apart from
+the network loop (:meth:`Watcher.run`), so the decoding and the tolerance of junk are tested
+without a broker. A malformed or foreign payload never stops the watch: it is counted, and
+reported on stderr for the first one and then once per ``junk_every``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiomqtt
+
+from controller.decode import Junk, decode_batch, event_line
+from controller.errors import BrokerError
+from controller.inventory import split_address
+from controller.render import Output, warn
+
+__all__ = ["HostTally", "WatchConfig", "Watcher", "topics"]
+
+
+@dataclass(frozen=True, slots=True)
+class WatchConfig:
+    """What to subscribe to, what to keep, how to print, where the broker is."""
+
+    broker: str = "127.0.0.1:1883"
+    host: str | None = None
+    hook: str | None = None
+    port: int | None = None
+    notices: bool = False
+    breaks: bool = False
+    output: Output = Output.TABLE
+    seconds: float | None = None
+    username: str | None = None
+    password: str | None = None
+    tls_ca: str | None = None
+    junk_every: int = 100
+
+
+@dataclass(slots=True)
+class HostTally:
+    """What one host sent during the watch."""
+
+    events: int = 0
+    hooks: set[str] = field(default_factory=set)
+    ports: set[int] = field(default_factory=set)
+
+
+def topics(cfg: WatchConfig) -> list[str]:
+    """The topic filters for ``cfg``: events (one hook or all), plus notices / breaks if asked."""
+    prefix = f"ioin/v1/{cfg.host or '+'}"
+    subs = [f"{prefix}/events/{cfg.hook or '#'}"]
+    subs += [f"{prefix}/notices"] if cfg.notices else []
+    subs += [f"{prefix}/breaks"] if cfg.breaks else []
+    return subs
+
+
+class Watcher:
+    """Decodes, filters, prints and tallies what arrives on the subscribed topics."""
+
+    def __init__(self, cfg: WatchConfig, write: Callable[[str], None] | None = None) -> None:
+        self.cfg = cfg
+        self.tally: dict[str, HostTally] = {}
+        self.junk = 0
+        self._write = write or _stdout_line
+
+    def handle(self, topic: str, payload: bytes, content_type: str | None = None) -> None:
+        """Deal with one message; junk is counted, never raised."""
+        levels = topic.split("/")
+        if len(levels) < 4 or levels[:2] != ["ioin", "v1"]:
+            return self._junk(topic, "not an ioin/v1 topic")
+        host, kind = levels[2], levels[3]
+        if kind == "events":
+            try:
+                batch = decode_batch(payload, content_type, host)
+            except Junk as e:
+                return self._junk(topic, str(e))
+            return self._events(batch.events)
+        if kind in ("notices", "breaks"):
+            return self._notice(host, kind, payload)
+        return self._junk(topic, f"unexpected topic kind '{kind}'")
+
+    async def run(self) -> None:
+        """Connect, subscribe, handle messages until ``cfg.seconds`` pass (or forever)."""
+        try:
+            async with self._client() as client:
+                for topic in topics(self.cfg):
+                    await client.subscribe(topic, qos=1)
+                await self._receive(client)
+        except aiomqtt.MqttError as e:
+            raise BrokerError(self.cfg.broker, str(e)) from e
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        scope = asyncio.timeout(self.cfg.seconds)
+        try:
+            async with scope:
+                async for message in client.messages:
+                    self._message(message)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+
+    def _message(self, message: aiomqtt.Message) -> None:
+        payload = message.payload if isinstance(message.payload, bytes) else b""
+        content_type = getattr(message.properties, "ContentType", None)
+        self.handle(message.topic.value, payload, content_type)
+
+    def _client(self) -> aiomqtt.Client:
+        host, port = split_address(self.cfg.broker)
+        tls = aiomqtt.TLSParameters(ca_certs=self.cfg.tls_ca) if self.cfg.tls_ca else None
+        return aiomqtt.Client(
+            host,
+            port,
+            identifier=f"ioinctl-watch-{os.getpid()}-{os.urandom(3).hex()}",
+            protocol=aiomqtt.ProtocolVersion.V5,
+            username=self.cfg.username,
+            password=self.cfg.password,
+            tls_params=tls,
+        )
+
+    def _events(self, events: list[dict[str, Any]]) -> None:
+        for ev in events:
+            if self.cfg.port is not None and ev["port"] != self.cfg.port:
+                continue
+            if self.cfg.hook is not None and ev["hook_id"] != self.cfg.hook:
+                continue
+            self._count(ev)
+            as_json = self.cfg.output is Output.JSON
+            self._write(json.dumps(ev) if as_json else event_line(ev))
+
+    def _count(self, ev: dict[str, Any]) -> None:
+        tally = self.tally.setdefault(str(ev["host"]), HostTally())
+        tally.events += 1
+        tally.hooks.add(str(ev["hook_id"]))
+        tally.ports.add(ev["port"])
+
+    def _notice(self, host: str, kind: str, payload: bytes) -> None:
+        text = payload.decode("utf-8", "replace").strip()
+        line = f"{kind[:-1]} {host}: {text}"
+        # Notices never mix into the JSON event stream on stdout.
+        warn(line) if self.cfg.output is Output.JSON else self._write(line)
+
+    def _junk(self, topic: str, reason: str) -> None:
+        self.junk += 1
+        if self.junk == 1 or self.junk % self.cfg.junk_every == 0:
+            warn(f"ignored a malformed payload on {topic}: {reason} ({self.junk} so far)")
+
+
+def _stdout_line(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
