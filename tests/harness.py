@@ -51,6 +51,7 @@ class Broker:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"

@@ -65,7 +65,7 @@ class SimBackend:
     """Simulated VMs (ids 1..vms) with simulated cores (0..cores-1)."""
 
     name = "sim"
-    capabilities = frozenset(Capability) - {Capability.VMS}
+    capabilities = frozenset(Capability) - {Capability.VMS, Capability.REGS}
 
     def __init__(self, config: SimConfig, *, break_timeout: float = 30.0) -> None:
         self._config = config
