@@ -8,6 +8,7 @@ the host and its address); every other status is a :class:`RemoteError` carrying
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -29,6 +30,19 @@ T = TypeVar("T")
 # A call receives the stub and the per-call deadline to pass as ``timeout=`` (seconds).
 Call = Callable[["AgentAsyncStub", float], Awaitable[T]]
 About = tuple[str, str] | None
+
+
+# UNAVAILABLE is both "could not talk to the agent" (these texts come from gRPC core) and an
+# agent's own answer (it maps PublishError to UNAVAILABLE): only the former means unreachable.
+_TRANSPORT = re.compile(
+    r"failed to connect|connections to all backends|socket closed|connection (reset|refused)"
+    r"|broken pipe|handshake|dns resolution|goaway|empty address list|unavailable$",
+    re.IGNORECASE,
+)
+# gRPC core's prefix before the reason that matters ("...; last error: UNKNOWN: ipv4:h:p: ").
+_TRANSPORT_NOISE = re.compile(
+    r"^failed to connect to all addresses; last error: [A-Z_]+: (ipv[46]:\S+: )?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +85,8 @@ def translate(
     """
     code = err.code()
     details = err.details() or code.name.lower()
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return AgentUnreachable(host.name, host.address, details)
+    if code == grpc.StatusCode.UNAVAILABLE and _TRANSPORT.search(details):
+        return AgentUnreachable(host.name, host.address, _TRANSPORT_NOISE.sub("", details))
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return AgentUnreachable(host.name, host.address, f"no answer within {timeout:g} s")
     if about and about[1] not in details:
