@@ -1,0 +1,151 @@
+"""The command line: explain, local parsing before any host, usage errors → exit 1, rendering."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agent.hooks import lang
+from agent.wire import agent_pb2, hooks_pb2
+from controller import views
+from controller.client import HostResult
+from controller.errors import AgentUnreachable, RemoteError
+from controller.inventory import Host
+from controller.render import Output, render
+from tests.controller.conftest import Cli
+from tests.harness import free_port
+
+
+def test_explain_prints_the_parsed_hook(cli: Cli) -> None:
+    run = cli("explain", "!ioin 0x3f8 core 1")
+    assert run.code == 0, run.err
+    assert json.loads(run.out) == lang.spec_to_json(lang.parse("!ioin 0x3f8 core 1"))
+    assert run.err == ""
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ("!ioin 10000", "port '10000' is out of range"),
+        ("!ioin pid", "please specify a value for 'pid'"),
+        ("!ioout 70 bogus", "unknown parameter 'bogus'"),
+        ("!nope", "nope"),
+    ],
+)
+def test_explain_refusal_goes_to_stderr_with_exit_2(cli: Cli, command: str, message: str) -> None:
+    run = cli("explain", command)
+    assert run.code == 2
+    assert run.out == ""
+    assert run.err.startswith("ioinctl: invalid hook: ")
+    assert message in run.err
+    assert run.err.count("\n") == 1
+
+
+def test_push_parses_locally_before_contacting_any_host(cli: Cli) -> None:
+    # No security choice and a dead host: the syntax error still comes first.
+    run = cli("push", "!ioin 0x10000", "--hosts", f"127.0.0.1:{free_port()}")
+    assert run.code == 1
+    assert run.err == "ioinctl: invalid hook: port '0x10000' is out of range 0..0xffff\n"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["push"],
+        ["status", "--bogus"],
+        ["hooks"],
+        ["hooks", "rm"],
+        ["status", "-o", "yaml", "--hosts", "h:1", "--insecure"],
+        ["status", "--insecure"],
+        ["status", "--hosts", "h:1", "--inventory", "x.toml", "--insecure"],
+        ["status", "--hosts", "h", "--insecure"],
+        ["status", "--hosts", "h:1", "--insecure", "--timeout", "0"],
+        ["watch", "--port", "0x10000"],
+        ["watch", "--host", "A/B"],
+        ["resume", "not-an-address", "b1", "--insecure"],
+        ["vm", "start", "--name", "v", "--insecure", "--hosts", "h:1"],
+    ],
+)
+def test_bad_usage_exits_1(cli: Cli, argv: list[str]) -> None:
+    run = cli(*argv)
+    assert run.code == 1, run
+    assert run.out == "" or "Usage" in run.out
+
+
+def test_help_exits_0(cli: Cli) -> None:
+    run = cli("--help")
+    assert run.code == 0
+    for command in ("push", "explain", "hooks", "status", "watch", "resume", "vm"):
+        assert command in run.out
+
+
+def test_all_hosts_unreachable_exits_1_and_names_each(cli: Cli) -> None:
+    dead = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    run = cli("hooks", "list", "--hosts", ",".join(dead), "--insecure", "-o", "json")
+    assert run.code == 1
+    doc = json.loads(run.out)
+    assert [d["address"] for d in doc] == dead
+    assert all(d["error"]["kind"] == "unreachable" for d in doc)
+    for address in dead:
+        assert f"ioinctl: {address}: unreachable: " in run.err
+    assert "2 of 2 hosts failed" in run.err
+
+
+def _results() -> list[HostResult[agent_pb2.SetHookResponse]]:
+    spec = lang.parse("!ioin 0x3f8")
+    hook = hooks_pb2.Hook(spec=spec, enabled=True, hits=3, created_ns=7)
+    return [
+        HostResult(
+            Host("a", "10.0.0.1:1"), value=agent_pb2.SetHookResponse(hook=hook, created=True)
+        ),
+        HostResult(Host("b", "10.0.0.2:1"), error=AgentUnreachable("b", "10.0.0.2:1", "refused")),
+        HostResult(Host("c", "10.0.0.3:1"), error=RemoteError("c", "INVALID_ARGUMENT", "no [pid]")),
+    ]
+
+
+def test_push_json_has_one_object_per_host(capsys: pytest.CaptureFixture[str]) -> None:
+    render(_results(), views.PUSH, Output.JSON)
+    doc = json.loads(capsys.readouterr().out)
+    assert [d["host"] for d in doc] == ["a", "b", "c"]
+    assert doc[0]["ok"] is True
+    assert doc[0]["created"] is True
+    assert doc[0]["hook"]["spec"] == lang.spec_to_json(lang.parse("!ioin 0x3f8"))
+    assert doc[0]["hook"]["hits"] == 3
+    assert doc[1]["error"] == {
+        "kind": "unreachable",
+        "code": None,
+        "message": "b (10.0.0.2:1): unreachable: refused",
+    }
+    assert doc[2]["error"]["code"] == "INVALID_ARGUMENT"
+    assert "hook" not in doc[1]
+
+
+def test_push_table_shows_result_action_and_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    render(_results(), views.PUSH, Output.TABLE)
+    out, err = capsys.readouterr()
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.startswith("│")}
+    assert "created" in rows["a"]
+    assert "ok" in rows["a"]
+    assert "unreachable (10.0.0.2:1): refused" in rows["b"]
+    assert "INVALID_ARGUMENT: no [pid]" in rows["c"]  # brackets are text, not rich markup
+    assert err.splitlines() == [
+        "ioinctl: b (10.0.0.2:1): unreachable: refused",
+        "ioinctl: c: INVALID_ARGUMENT: no [pid]",
+        "ioinctl: 2 of 3 hosts failed",
+    ]
+
+
+def test_status_view() -> None:
+    status = agent_pb2.Status(
+        host="h1", version="0.1", backend="sim", capabilities=["in", "out"], broker_connected=True
+    )
+    status.counters.add(name="events", value=5)
+    assert views.STATUS.rows(status) == [["h1", "0.1", "sim", "in,out", 0, True, "events=5"]]
+    doc = views.STATUS.fields(status)
+    assert doc["counters"] == {"events": 5}
+    assert doc["broker_connected"] is True
