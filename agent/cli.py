@@ -82,6 +82,10 @@ async def _serve(cfg: AgentConfig) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     async with Agent(cfg) as agent:
         server, port, health = await create_server(agent, cfg.grpc)
+        if cfg.metrics.listen:
+            from agent.metrics import serve_metrics
+
+            log.info("metrics-listening", port=serve_metrics(agent, cfg.metrics.listen))
         log.info(
             "agent-starting",
             host=cfg.host,

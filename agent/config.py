@@ -21,6 +21,7 @@ __all__ = [
     "AgentConfig",
     "GrpcConfig",
     "KvmConfig",
+    "MetricsConfig",
     "MqttConfig",
     "SimConfig",
     "TraceConfig",
@@ -57,9 +58,17 @@ class MqttConfig:
     format: str = "protobuf"  # protobuf | json
     batch_max: int = 1000  # events per EventBatch
     batch_ms: int = 50  # longest an event waits for its batch to fill
-    queue_max: int = 256  # batches waiting for the broker; newest dropped (counted) beyond
+    spool_mb: int = 256  # event batches on disk waiting for PUBACK; oldest dropped beyond
+    max_inflight: int = 32  # QoS 1 publishes awaiting PUBACK at once
+    catchup_rate: float = 200.0  # batches/s while replaying a backlog after an outage
+    session_expiry: int = 3600  # s the broker keeps our session after a disconnect
     keepalive: int = 30
     ack_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    listen: str = ""  # HOST:PORT of the Prometheus endpoint; empty = none
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,7 @@ class AgentConfig:
     log_level: str = "info"
     grpc: GrpcConfig = field(default_factory=GrpcConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     sim: SimConfig = field(default_factory=SimConfig)
     kvm: KvmConfig = field(default_factory=KvmConfig)
     kvm_trace: TraceConfig = field(default_factory=TraceConfig)
@@ -237,6 +247,7 @@ def parse_config(data: Mapping[str, Any]) -> AgentConfig:
     sections = {
         "grpc": r.build(GrpcConfig, r.section(data, "grpc"), "grpc."),
         "mqtt": r.build(MqttConfig, r.section(data, "mqtt"), "mqtt."),
+        "metrics": r.build(MetricsConfig, r.section(data, "metrics"), "metrics."),
         "kvm_trace": r.build(TraceConfig, r.section(data, "kvm_trace"), "kvm_trace."),
     }
     sim = r.section(data, "sim")
@@ -263,7 +274,14 @@ _CHECKS: list[tuple[str, Callable[[AgentConfig], bool], str]] = [
     ("mqtt.format", lambda c: c.mqtt.format in ("protobuf", "json"), "one of protobuf, json"),
     ("mqtt.batch_max", lambda c: 1 <= c.mqtt.batch_max <= 100_000, "out of range 1..100000"),
     ("mqtt.batch_ms", lambda c: 1 <= c.mqtt.batch_ms <= 60_000, "out of range 1..60000"),
-    ("mqtt.queue_max", lambda c: c.mqtt.queue_max >= 1, "must be at least 1"),
+    ("mqtt.spool_mb", lambda c: 1 <= c.mqtt.spool_mb <= 1_000_000, "out of range 1..1000000"),
+    ("mqtt.max_inflight", lambda c: 1 <= c.mqtt.max_inflight <= 65535, "out of range 1..65535"),
+    ("mqtt.catchup_rate", lambda c: c.mqtt.catchup_rate > 0, "must be positive"),
+    (
+        "metrics.listen",
+        lambda c: c.metrics.listen == "" or c.metrics.listen.rpartition(":")[2].isdigit(),
+        "expected HOST:PORT, or empty for no metrics endpoint",
+    ),
     ("grpc.listen", lambda c: c.grpc.listen.rpartition(":")[2].isdigit(), "expected HOST:PORT"),
     (
         "grpc",

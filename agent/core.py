@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -27,6 +28,7 @@ from agent.pipeline import Emit, Pipeline
 from agent.publish import topics
 from agent.publish.mqtt import Publisher
 from agent.publish.outbox import Message, Outbox
+from agent.publish.spool import Spool
 from agent.state import HookStore, StoredHook
 from agent.wire import agent_pb2, hooks_pb2
 
@@ -70,10 +72,10 @@ class Agent:
         self.table = HookTable()
         self.backend = backend or load_backend(config)
         self.store = HookStore(config.state_dir) if persist else None
-        self.outbox = Outbox(config.mqtt.queue_max)
+        spool_path = Path(config.state_dir) / "spool.db" if persist else ":memory:"
+        self.outbox = Outbox(Spool(spool_path, config.mqtt.spool_mb * 1024 * 1024))
         self.publisher = Publisher(self.host, config.mqtt, self.outbox, self.birth)
         self._side = side
-        self._drops_since = 0
         self.pipeline = Pipeline(
             self.table,
             emit or self._emit,
@@ -89,7 +91,11 @@ class Agent:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.backend.__aexit__(None, None, None)
+        try:
+            await self.backend.__aexit__(None, None, None)
+        finally:
+            self.pipeline.flush()  # partial batches reach the spool: nothing triggered is lost
+            self.outbox.spool.close()
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -157,7 +163,9 @@ class Agent:
             "events_sequenced": p.seq,
             "events_suppressed": p.suppressed,
             "events_published": pub.published_events,
-            "events_dropped_outbox": o.dropped_events,
+            "events_dropped_spool": o.dropped_events,
+            "spool_batches": o.spool.batches,
+            "spool_bytes": o.spool.bytes,
             "control_dropped": o.dropped_control,
             "outbox_depth": o.depth(),
             "broker_connects": pub.connects,
@@ -195,9 +203,7 @@ class Agent:
     def _emit(self, hook_id: str, events: list[Event]) -> None:
         payload, ctype = topics.encode_batch(self.host, self.epoch, events, self.config.mqtt.format)
         topic = topics.events(self.host, hook_id)
-        msg = Message(topic, payload, content_type=ctype, events=len(events))
-        if not self.outbox.put_events(msg) and not self._drops_since:
-            self._drops_since = time.time_ns()
+        self.outbox.put_events(topic, payload, ctype, len(events))
 
     def notice(self, kind: str, fields: dict[str, object]) -> None:
         """Route a backend side-channel message to its topic (see ``agent.backends.base``)."""
@@ -224,22 +230,30 @@ class Agent:
         self.outbox.put_control(msg)
 
     async def _announce_drops(self) -> None:
-        """Once a second at most: how many events the outbox dropped, and since when."""
-        reported = 0
+        """Once a second at most: events dropped at each stage since the last notice."""
+        reported: dict[str, int] = {}
+        since: dict[str, int] = {}
         while True:
             await asyncio.sleep(1.0)
-            dropped = self.outbox.dropped_events
-            if dropped > reported:
-                self.notice(
-                    "drops",
-                    {
-                        "stage": "outbox",
-                        "events": dropped - reported,
-                        "total": dropped,
-                        "since": self._drops_since,
-                    },
-                )
-                reported = dropped
+            for stage, total in self.drop_counts().items():
+                if total > reported.get(stage, 0):
+                    since.setdefault(stage, time.time_ns())
+                    fields = {
+                        "stage": stage,
+                        "events": total - reported.get(stage, 0),
+                        "total": total,
+                        "since": since[stage],
+                    }
+                    self.notice("drops", fields)
+                    reported[stage] = total
+
+    def drop_counts(self) -> dict[str, int]:
+        """Events dropped so far, by stage (each a bounded queue with its own policy)."""
+        return {"spool": self.outbox.dropped_events} | {
+            k.removeprefix("dropped_"): v
+            for k, v in self.backend.counters().items()
+            if k.startswith("dropped_")
+        }
 
     # -- running -----------------------------------------------------------------------------
 

@@ -53,8 +53,10 @@ def main() -> int:
                 agents.append(start_agent(name, broker, work / name, backend="kvm", extra_toml=vm))
             else:
                 agents.append(start_agent(name, broker, work / name, sim_rate=60))
-            print(f"ioind {name}: backend {'kvm' if name == 'demo-c' and guest else 'sim'}, "
-                  f"gRPC {agents[-1].address}")  # fmt: skip
+            print(
+                f"ioind {name}: backend {'kvm' if name == 'demo-c' and guest else 'sim'}, "
+                f"gRPC {agents[-1].address}"
+            )
         hosts = ",".join(a.address for a in agents)
         say("push two hooks to the three agents")
         ioinctl("push", "!ioin 0x3f8", "--hosts", hosts, "--insecure")

@@ -1,12 +1,17 @@
 """The MQTT publisher: a reconnect loop around one aiomqtt client (MQTT 5).
 
 Local state is the truth: on every connect the retained birth (``online: true`` with version,
-backend, capabilities, hooks, epoch) is published first, then the outbox drains. The last will,
-retained, says ``online: false``. Up to ``max_inflight`` QoS 1 publishes are in flight; each
-waits for its PUBACK with a timeout. When the connection drops, every message taken but not
-acknowledged goes back to the front of the outbox, so nothing is lost by a reconnect (delivery is
-at-least-once; the sequence numbers let consumers drop duplicates). Reconnects back off
-exponentially with full jitter, from 0.1 s to 10 s.
+backend, capabilities, hooks, epoch, spool depth) is published first, then the outbox drains. The
+last will, retained, says ``online: false``. The session is persistent (fixed client id, no clean
+start, a session expiry interval). Up to ``max_inflight`` QoS 1 publishes are in flight; each
+waits for its PUBACK with a timeout, and only then is its batch deleted from the spool. When the
+connection drops, every message taken but not acknowledged is handed back to the outbox, so
+nothing is lost by a reconnect (delivery is at-least-once; sequence numbers let consumers drop
+duplicates). Reconnects back off exponentially with full jitter, from 0.1 s to 10 s.
+
+Catch-up is paced: the backlog found at connect time (an outage's worth of batches) is replayed
+at no more than ``catchup_rate`` batches per second, so a broker recovering from an outage is not
+flattened by the whole fleet replaying at once; live traffic is not paced.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -43,18 +49,18 @@ class Publisher:
         config: MqttConfig,
         outbox: Outbox,
         birth: Callable[[], dict[str, Any]],
-        *,
-        max_inflight: int = 32,
     ) -> None:
         self._host = host
         self._config = config
         self._outbox = outbox
         self._birth = birth
-        self._max_inflight = max_inflight
+        self._max_inflight = config.max_inflight
         self.connected = False
         self.published_events = 0
         self.published_messages = 0
         self.connects = 0
+        self.caught_up = 0  # backlog batches replayed (paced) after connects
+        self.latency = _Latency()
         self.on_state: Callable[[bool], None] = lambda up: None
 
     async def run(self) -> None:
@@ -86,6 +92,8 @@ class Publisher:
             keepalive=cfg.keepalive,
             timeout=cfg.ack_timeout,
             max_inflight_messages=self._max_inflight,
+            clean_start=False,
+            properties=_connect_props(cfg.session_expiry),
         )
 
     async def _session(self, client: aiomqtt.Client) -> None:
@@ -102,11 +110,17 @@ class Publisher:
         tasks: set[asyncio.Task[None]] = set()
         watcher = asyncio.create_task(self._watch(client, failed))
         counter = 0
+        backlog = self._outbox.spool.batches  # replayed at catchup_rate
+        pace = 1.0 / self._config.catchup_rate
         try:
             while not failed.done():
                 msg = await self._outbox.get()
                 if msg is None:
                     continue
+                if backlog > 0 and msg.spool_id:
+                    backlog -= 1
+                    self.caught_up += 1
+                    await asyncio.sleep(pace)
                 counter += 1
                 inflight[counter] = msg
                 await slots.acquire()
@@ -131,6 +145,7 @@ class Publisher:
         slots: asyncio.Semaphore,
         failed: asyncio.Future[BaseException],
     ) -> None:
+        start = time.perf_counter()
         try:
             await client.publish(
                 msg.topic,
@@ -148,6 +163,8 @@ class Publisher:
         finally:
             slots.release()
         del inflight[key]
+        self._outbox.ack(msg)
+        self.latency.observe(time.perf_counter() - start)
         self.published_messages += 1
         self.published_events += msg.events
 
@@ -165,6 +182,27 @@ class Publisher:
         if up != self.connected:
             self.connected = up
             self.on_state(up)
+
+
+def _connect_props(session_expiry: int) -> Properties:
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = session_expiry
+    return props
+
+
+class _Latency:
+    """Publish-to-PUBACK latency, recorded per message (read by the metrics endpoint)."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+
+    def observe(self, seconds: float) -> None:
+        if len(self.samples) < 4096:  # bounded; the metrics scrape drains it
+            self.samples.append(seconds)
+
+    def drain(self) -> list[float]:
+        out, self.samples = self.samples, []
+        return out
 
 
 def _props(content_type: str) -> Properties | None:

@@ -1,15 +1,14 @@
-"""The outbox: bounded queues between the pipeline and the MQTT publisher.
+"""The outbox: what waits for the broker, bounded, with stated overflow policies and drop counters.
 
-Two queues, both bounded, with stated overflow policies and drop counters:
+- **Event batches** go to the durable :class:`~agent.publish.spool.Spool` on disk (cap in MB,
+  drop-oldest, counted); the publisher reads them back in order through a small read-ahead buffer
+  (at most ``READAHEAD`` batches in memory) and deletes each one on its PUBACK.
+- **Control messages** (status, notices, breaks, console) wait in memory, at most ``max_control``;
+  when full the *oldest* is dropped and counted in ``dropped_control``. They go out first.
 
-- ``events``: EventBatch messages, at most ``max_batches``; when full the *newest* batch is dropped
-  (its events keep their sequence numbers, so consumers see the gap) and counted in
-  ``dropped_events`` / ``dropped_batches``.
-- ``control``: status, notices, breaks and console output, at most ``max_control``; when full the
-  *oldest* message is dropped and counted in ``dropped_control``. Control goes out first.
-
-Messages taken by the publisher but not acknowledged when the connection drops are handed back
-with :meth:`Outbox.requeue` and go out again first (at-least-once).
+When the connection drops, messages taken but not acknowledged are handed back with
+:meth:`Outbox.requeue`: control messages return to the front; event batches are still in the spool,
+which is rewound to its oldest unacknowledged batch (at-least-once delivery).
 """
 
 from __future__ import annotations
@@ -17,9 +16,13 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-__all__ = ["Message", "Outbox"]
+from agent.publish.spool import Spool
+
+__all__ = ["READAHEAD", "Message", "Outbox"]
+
+READAHEAD = 32  # spooled batches held in memory for the publisher
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,31 +35,27 @@ class Message:
     retain: bool = False
     content_type: str = ""
     events: int = 0  # events carried (0 for control messages)
+    spool_id: int = 0  # row in the spool (event batches)
 
 
 class Outbox:
-    def __init__(self, max_batches: int, max_control: int = 1024) -> None:
-        self._events: deque[Message] = deque()
+    def __init__(self, spool: Spool, max_control: int = 1024) -> None:
+        self.spool = spool
+        self._ahead: deque[Message] = deque()
         self._control: deque[Message] = deque()
-        self._max_batches = max_batches
         self._max_control = max_control
         self._ready = asyncio.Event()
         self._poked = False
-        self.dropped_events = 0
-        self.dropped_batches = 0
         self.dropped_control = 0
-        self.queued_events = 0
 
-    def put_events(self, msg: Message) -> bool:
-        """Queue an EventBatch; False (and counted) if the queue was full."""
-        if len(self._events) >= self._max_batches:
-            self.dropped_batches += 1
-            self.dropped_events += msg.events
-            return False
-        self._events.append(msg)
-        self.queued_events += msg.events
+    @property
+    def dropped_events(self) -> int:
+        return self.spool.dropped_events
+
+    def put_events(self, topic: str, payload: bytes, content_type: str, events: int) -> None:
+        """Spool an EventBatch (the spool drops its oldest batches when over its cap)."""
+        self.spool.put(topic, payload, content_type, events)
         self._ready.set()
-        return True
 
     def put_control(self, msg: Message) -> None:
         """Queue a control message, dropping the oldest one if full."""
@@ -66,14 +65,17 @@ class Outbox:
         self._control.append(msg)
         self._ready.set()
 
+    def ack(self, msg: Message) -> None:
+        """The broker acknowledged ``msg``."""
+        if msg.spool_id:
+            self.spool.ack(msg.spool_id, msg.events, len(msg.payload))
+
     def requeue(self, msgs: Iterable[Message]) -> None:
-        """Put unacknowledged messages back at the front, in their original order."""
-        for msg in reversed(list(msgs)):
-            if msg.events:
-                self._events.appendleft(msg)
-                self.queued_events += msg.events
-            else:
-                self._control.appendleft(msg)
+        """Hand back unacknowledged messages (the connection dropped)."""
+        for msg in reversed([m for m in msgs if not m.spool_id]):
+            self._control.appendleft(msg)
+        self._ahead.clear()
+        self.spool.rewind()
         self._ready.set()
 
     def wake(self) -> None:
@@ -83,17 +85,24 @@ class Outbox:
 
     async def get(self) -> Message | None:
         """The next message, control first; ``None`` after :meth:`wake`."""
-        while not (self._control or self._events):
+        while True:
+            if self._control:
+                return self._control.popleft()
+            if not self._ahead:
+                self._fill()
+            if self._ahead:
+                return self._ahead.popleft()
             if self._poked:
                 self._poked = False
                 return None
             self._ready.clear()
             await self._ready.wait()
-        if self._control:
-            return self._control.popleft()
-        msg = self._events.popleft()
-        self.queued_events -= msg.events
-        return msg
+
+    def _fill(self) -> None:
+        for b in self.spool.take(READAHEAD):
+            msg = Message(b.topic, b.payload, content_type=b.content_type, events=b.events)
+            self._ahead.append(replace(msg, spool_id=b.id))
 
     def depth(self) -> int:
-        return len(self._events) + len(self._control)
+        """Batches and control messages not yet acknowledged."""
+        return self.spool.batches + len(self._control)

@@ -7,6 +7,7 @@ with the bound port; ``serve`` runs it until cancelled. The servicer only transl
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -119,13 +120,26 @@ async def create_server(
 
 
 async def serve(agent: Agent, server: grpc.aio.Server, health: HealthServicer) -> None:
-    """Run ``server`` until cancelled; health turns SERVING once the backend is producing."""
+    """Run ``server`` until cancelled, keeping health in step with the agent.
+
+    ``ioin.v1.Agent`` (and the overall ``""``) is SERVING while the backend is producing and the
+    broker is connected, NOT_SERVING otherwise (checked every half second).
+    """
     await server.start()
+    serving: bool | None = None
     try:
-        await agent.backend_ready.wait()
-        for name in ("", SERVICE):
-            await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        await server.wait_for_termination()
+        while True:
+            up = agent.backend_ready.is_set() and agent.publisher.connected
+            if up != serving:
+                status = (
+                    health_pb2.HealthCheckResponse.SERVING
+                    if up
+                    else health_pb2.HealthCheckResponse.NOT_SERVING
+                )
+                for name in ("", SERVICE):
+                    await health.set(name, status)
+                serving = up
+            await asyncio.sleep(0.5)
     finally:
         await health.enter_graceful_shutdown()
         await server.stop(grace=1.0)

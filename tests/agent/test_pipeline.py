@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from agent.events import Event
 from agent.hooks.table import HookTable
 from agent.model import Direction
 from agent.pipeline import Pipeline, TokenBucket
 from agent.publish.outbox import Message, Outbox
+from agent.publish.spool import Spool
 from agent.wire import hooks_pb2
 
 
@@ -60,16 +62,49 @@ def test_token_bucket_refills() -> None:
     assert b.take(b.stamp + 0.2)
 
 
-async def test_outbox_bounds_events_drop_newest_and_control_drop_oldest() -> None:
-    box = Outbox(max_batches=2, max_control=2)
-    for i in range(3):
-        box.put_events(Message(f"e{i}", b"", events=10))
+async def test_outbox_sends_control_first_and_bounds_control_dropping_oldest() -> None:
+    box = Outbox(Spool(":memory:", max_bytes=1 << 20), max_control=2)
+    for i in range(2):
+        box.put_events(f"e{i}", b"x", "", 10)
     for i in range(3):
         box.put_control(Message(f"c{i}", b""))
-    assert (box.dropped_batches, box.dropped_events, box.dropped_control) == (1, 10, 1)
+    assert box.dropped_control == 1
     got = [await box.get() for _ in range(4)]
     assert [m.topic for m in got if m] == ["c1", "c2", "e0", "e1"]
-    box.requeue([m for m in got if m and m.events])
-    assert box.queued_events == 20
+
+
+async def test_unacked_batches_come_back_after_requeue_and_acked_ones_do_not() -> None:
+    box = Outbox(Spool(":memory:", max_bytes=1 << 20))
+    for i in range(3):
+        box.put_events(f"e{i}", b"x", "", 1)
+    first = [await box.get() for _ in range(3)]
+    assert first[0] is not None
+    box.ack(first[0])
+    box.requeue([m for m in first[1:] if m])
+    again = [await box.get() for _ in range(2)]
+    assert [m.topic for m in again if m] == ["e1", "e2"]
+    assert box.depth() == 2
     box.wake()
-    assert (await box.get()) is not None  # queued messages first
+    assert await box.get() is None  # nothing left: the wake-up returns None once
+
+
+def test_the_spool_drops_oldest_beyond_its_cap_and_counts() -> None:
+    spool = Spool(":memory:", max_bytes=250)
+    for i in range(5):
+        spool.put(f"t{i}", b"x" * 100, "", events=10)
+    assert (spool.batches, spool.bytes) == (2, 200)
+    assert (spool.dropped_batches, spool.dropped_events) == (3, 30)
+    assert [b.topic for b in spool.take(10)] == ["t3", "t4"]
+
+
+def test_the_spool_survives_reopening(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.db", max_bytes=1 << 20)
+    ids = [spool.put(f"t{i}", b"abc", "ct", 7) for i in range(3)]
+    spool.ack(ids[0], 7, 3)
+    spool.close()
+    again = Spool(tmp_path / "s.db", max_bytes=1 << 20)
+    assert (again.batches, again.events, again.bytes, again.recovered_batches) == (2, 14, 6, 2)
+    assert [(b.topic, b.payload, b.content_type) for b in again.take(10)] == [
+        ("t1", b"abc", "ct"),
+        ("t2", b"abc", "ct"),
+    ]
