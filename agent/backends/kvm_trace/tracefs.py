@@ -37,6 +37,8 @@ def _io(path: Path | str, what: str = "") -> Iterator[None]:
 
 def ensure_mounted(root: Path) -> None:
     """Mount tracefs on ``root`` unless it is mounted already (mount(2) needs CAP_SYS_ADMIN)."""
+    if root.is_dir() and not os.access(root, os.R_OK | os.X_OK):
+        raise TraceError(str(root), 13, "no permission to use tracefs (ioind kvm-trace needs root)")
     if (root / "instances").is_dir():
         return
     if not root.is_dir():
