@@ -25,6 +25,7 @@ from controller.options import (
     KeyOpt,
     OutputOpt,
     TimeoutOpt,
+    number,
     targets,
     targets_for,
 )
@@ -72,7 +73,7 @@ def resume(
     t = targets_for(inv, timeout, ca=ca, cert=cert, key=key, insecure=insecure)
     request = agent_pb2.ResumeRequest(break_id=break_id)
     if value is not None:
-        request.value = _number("--value", value, 0xFFFF_FFFF)
+        request.value = number("--value", value, 0xFFFF_FFFF)
     results = asyncio.run(
         fan_out(t, lambda s, d: s.Resume(request, timeout=d), ("break", break_id))
     )
@@ -120,7 +121,7 @@ def vm_start(
     """Start a VM on every agent (kvm backend)."""
     if bool(image) == bool(bios):
         raise UsageError("give exactly one of --image and --bios")
-    load, start = _number("--load-addr", load_addr), _number("--entry", entry)
+    load, start = number("--load-addr", load_addr), number("--entry", entry)
     spec = agent_pb2.VmSpec(name=name, image=image, bios=bios, mode=mode, load_addr=load)
     spec.entry, spec.vcpus, spec.mem_mib = start, vcpus, mem_mib
     t = targets(hosts, inventory, timeout, ca=ca, cert=cert, key=key, insecure=insecure)
@@ -161,14 +162,3 @@ def _one_host(host: str, inventory: Path | None) -> Inventory:
     if not found:
         raise InventoryError(str(inventory), host, "no agent with that name or address")
     return Inventory((found[0],), inv.source, inv.defaults)
-
-
-def _number(flag: str, text: str, limit: int = 2**64 - 1) -> int:
-    """A number as C writes it (``0x3f8``, ``1016``), checked against ``limit``."""
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise UsageError(f"{flag}: '{text}' is not a number") from None
-    if not 0 <= value <= limit:
-        raise UsageError(f"{flag}: {text} is out of range 0..{limit:#x}")
-    return value

@@ -17,7 +17,7 @@ from rich.text import Text
 from agent.model import check_id
 from controller.errors import UsageError
 from controller.inventory import load_inventory, split_address
-from controller.options import InventoryOpt, OutputOpt
+from controller.options import InventoryOpt, OutputOpt, number
 from controller.render import Output, console, warn
 from controller.watch import WatchConfig, Watcher
 
@@ -58,7 +58,7 @@ def watch(
         broker=_broker(broker, inventory),
         host=_id("--host", "host id", host),
         hook=_id("--hook", "hook id", hook),
-        port=_port(port),
+        port=None if port is None else number("--port", port, 0xFFFF),
         notices=notices,
         breaks=breaks,
         output=output,
@@ -115,18 +115,6 @@ def _id(flag: str, kind: str, value: str | None) -> str | None:
         return check_id(kind, value)
     except ValueError as e:
         raise UsageError(f"{flag}: {e}") from None
-
-
-def _port(text: str | None) -> int | None:
-    if text is None:
-        return None
-    try:
-        port = int(text, 0)
-    except ValueError:
-        raise UsageError(f"--port: '{text}' is not a number") from None
-    if not 0 <= port <= 0xFFFF:
-        raise UsageError(f"--port: {text} is out of range 0..0xffff")
-    return port
 
 
 def _seconds(value: float | None) -> float | None:

@@ -23,7 +23,9 @@ __all__ = [
     "KeyOpt",
     "OutputOpt",
     "TimeoutOpt",
+    "number",
     "targets",
+    "targets_for",
 ]
 
 DEFAULT_TIMEOUT = 5.0  # seconds per call (the issue's default deadline)
@@ -94,3 +96,14 @@ def targets_for(
         raise UsageError(f"--timeout must be positive, got {deadline:g}")
     security = choose_security(insecure=insecure, ca=ca, cert=cert, key=key, defaults=inv.defaults)
     return Targets(inv.hosts, security, deadline)
+
+
+def number(flag: str, text: str, limit: int = 2**64 - 1) -> int:
+    """A number as C writes it (``0x3f8``, ``1016``), checked against ``0..limit``."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise UsageError(f"{flag}: '{text}' is not a number") from None
+    if not 0 <= value <= limit:
+        raise UsageError(f"{flag}: {text} is out of range 0..{limit:#x}")
+    return value

@@ -144,8 +144,10 @@ class Watcher:
     def _notice(self, host: str, kind: str, payload: bytes) -> None:
         text = payload.decode("utf-8", "replace").strip()
         line = f"{kind[:-1]} {host}: {text}"
-        # Notices never mix into the JSON event stream on stdout.
-        warn(line) if self.cfg.output is Output.JSON else self._write(line)
+        if self.cfg.output is Output.JSON:
+            warn(line)  # notices never mix into the JSON event stream on stdout
+        else:
+            self._write(line)
 
     def _junk(self, topic: str, reason: str) -> None:
         self.junk += 1

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -155,3 +157,47 @@ def test_watch_without_a_broker_is_one_clear_error(cli: Cli) -> None:
     run = cli("watch", "--broker", address, "--seconds", "1")
     assert run.code == 1
     assert f"ioinctl: broker {address}: " in run.err
+
+
+def watch_json(broker: Broker, host_id: str, seconds: float) -> list[dict[str, object]]:
+    argv = [
+        IOINCTL,
+        "watch",
+        "--broker",
+        f"127.0.0.1:{broker.port}",
+        "--host",
+        host_id,
+        "-o",
+        "json",
+    ]
+    done = subprocess.run(
+        [*argv, "--seconds", str(seconds)], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_hooks_rm_stops_the_events(cli: Cli, agent_factory: Factory, mosquitto: Broker) -> None:
+    a = agent_factory("ctl-rm-stops")
+    opts = ["--hosts", a.address, "--insecure"]
+    assert cli("push", "!ioin 0x3f8", "--id", "uart", *opts).code == 0
+    assert cli("push", "!ioin 0x70", "--id", "rtc", *opts).code == 0
+    assert {e["hook_id"] for e in watch_json(mosquitto, a.host_id, 1.5)} == {"uart", "rtc"}
+    assert cli("hooks", "rm", "uart", *opts).code == 0
+    time.sleep(0.3)  # batches cut before the removal may still be in flight
+    assert {e["hook_id"] for e in watch_json(mosquitto, a.host_id, 1.5)} == {"rtc"}
+
+
+def test_ctrl_c_ends_a_watch_with_its_summary(
+    cli: Cli, agent_factory: Factory, mosquitto: Broker
+) -> None:
+    a = agent_factory("ctl-sigint")
+    assert cli("push", "!ioin 0x3f8", "--hosts", a.address, "--insecure").code == 0
+    argv = [IOINCTL, "watch", "--broker", f"127.0.0.1:{mosquitto.port}", "--host", a.host_id]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "summary" in out
+    assert any(line.startswith("│") and a.host_id in line for line in out.splitlines())
