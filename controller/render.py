@@ -115,17 +115,17 @@ def _host_json(result: HostResult[Any], view: View) -> dict[str, Any]:
 
 
 def _table(results: Sequence[HostResult[Any]], view: View) -> Table:
-    table = Table("host", "result", *view.columns, "error")
+    errors = any(not r.ok for r in results)  # the error column only when there is one
+    table = Table("host", "result", *view.columns, *(["error"] if errors else []))
     for r in results:
         if r.error is not None:
             blanks = [""] * len(view.columns)
             error = Text(short_error(r.error))
             table.add_row(Text(r.host.name), Text("error", style="red"), *blanks, error)
             continue
-        rows = view.rows(r.value) or [[""] * len(view.columns)]
-        for row in rows:
-            cells = [Text(_cell(c)) for c in row]
-            table.add_row(Text(r.host.name), Text("ok", style="green"), *cells, Text(""))
+        for row in view.rows(r.value) or [[""] * len(view.columns)]:
+            cells = [Text(_cell(c)) for c in row] + ([Text("")] if errors else [])
+            table.add_row(Text(r.host.name), Text("ok", style="green"), *cells)
     return table
 
 
