@@ -149,3 +149,25 @@ def test_status_view() -> None:
     doc = views.STATUS.fields(status)
     assert doc["counters"] == {"events": 5}
     assert doc["broker_connected"] is True
+
+
+def test_environment_chooses_plain_grpc(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IOIN_INSECURE", "1")
+    dead = f"127.0.0.1:{free_port()}"
+    run = cli("status", "--hosts", dead)
+    assert run.code == 1
+    assert run.err.startswith(f"ioinctl: {dead}: unreachable: ")
+
+
+def test_vm_views() -> None:
+    vm = agent_pb2.VmInfo(id=3, name="bios", state="running", vcpus=1, exits=99)
+    listed = agent_pb2.ListVmsResponse(vms=[vm])
+    assert views.VMS.rows(listed) == [[3, "bios", "running", 1, 99, ""]]
+    assert views.VMS.fields(listed)["vms"][0] == {
+        "id": 3,
+        "name": "bios",
+        "state": "running",
+        "vcpus": 1,
+        "reason": "",
+        "exits": 99,
+    }
