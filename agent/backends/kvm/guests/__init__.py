@@ -1,0 +1,1 @@
+"""Sample guests of the ``kvm`` backend (assembly sources) and their build step."""

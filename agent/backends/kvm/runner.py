@@ -1,0 +1,452 @@
+"""The vCPU loop (after firecracker's ``vstate/vcpu.rs``): one named thread per vCPU.
+
+State machine: ``running`` ⇄ ``paused`` (a break, or a pause command) → ``halted`` / ``stopped``
+/ ``failed``. Other threads talk to a vCPU only through its command queue; :meth:`VcpuRunner.kick`
+sets ``kvm_run.immediate_exit`` and sends SIGUSR1 (whose Python handler is a no-op) so a
+``KVM_RUN`` in progress returns EINTR and the loop reads its commands.
+
+The hot path is the port-I/O exit with no matching hook: read the exit with one
+``struct.unpack_from`` on the ``kvm_run`` mapping, look the port up in the bus's table, answer,
+re-enter — no allocation, no register fetch. Only when the hook table has a rule for the port
+does the loop call ``HookTable.match``, fetch registers (KVM_GET_REGS / KVM_GET_SREGS) and decode
+the instruction (:mod:`.hooks`). Events collect in a per-thread list and reach asyncio in batches
+(every ``FLUSH_EVENTS`` events or ``FLUSH_SECONDS``, and before the thread blocks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import queue
+import signal
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+from agent.backends.kvm import _sys as S
+from agent.backends.kvm._kvm import Vcpu
+from agent.backends.kvm.bus import PortBus
+from agent.backends.kvm.exits import Hlt, Mmio
+from agent.errors import AgentError, BackendError, KvmError
+
+if TYPE_CHECKING:
+    from agent.backends.kvm.hooks import HookedIo
+    from agent.events import Event
+    from agent.hooks.table import HookTable
+
+__all__ = [
+    "Breaks",
+    "Continue",
+    "Flush",
+    "Outlet",
+    "Pause",
+    "Resume",
+    "Stop",
+    "VcpuRunner",
+    "VcpuState",
+    "install_kick_handler",
+]
+
+KICK_SIGNAL = signal.SIGUSR1
+FLUSH_EVENTS = 512  # events per batch at most
+FLUSH_SECONDS = 0.005  # the longest an event waits in a vCPU thread (while exits keep coming)
+HLT_WAIT_SECONDS = 0.01  # HLT with interrupts on: nothing will interrupt it; retry this often
+FLOOD_WINDOW = 1 << 16  # exits between two flood checks
+_EXIT = struct.Struct("=I20xBBHIQ")  # kvm_run from offset 8: exit_reason, then io at 32
+_ONES = {1: b"\xff", 2: b"\xff" * 2, 4: b"\xff" * 4}
+_MASK = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFF_FFFF}
+
+
+class VcpuState(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    HALTED = "halted"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """End the loop (the thread exits)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Stop entering the guest until :class:`Continue`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Continue:
+    """Undo :class:`Pause`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Continue the vCPU paused by break ``break_id``; ``value`` overrides the access's value."""
+
+    break_id: str
+    value: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Flush:
+    """Hand buffered events to the event loop now."""
+
+
+Command = Stop | Pause | Continue | Resume | Flush
+
+
+class _Stopped(Exception):
+    """Raised inside the loop when a Stop command arrives while it waits."""
+
+
+class Outlet(Protocol):
+    """Where a vCPU thread's output goes (thread-safe)."""
+
+    def events(self, batch: list[Event]) -> None: ...
+
+    def notice(self, kind: str, fields: dict[str, object]) -> None: ...
+
+
+class Breaks:
+    """Pending breaks of a backend: break id → the runner paused by it (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[str, VcpuRunner] = {}
+        self._next = 0
+
+    def new(self, runner: VcpuRunner) -> str:
+        with self._lock:
+            self._next += 1
+            break_id = f"k{self._next}"
+            self._pending[break_id] = runner
+        return break_id
+
+    def take(self, break_id: str) -> VcpuRunner | None:
+        """Remove and return the runner waiting on ``break_id`` (None if not pending)."""
+        with self._lock:
+            return self._pending.pop(break_id, None)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+
+def _noop(signum: int, frame: object) -> None:
+    """The kick signal only has to interrupt KVM_RUN."""
+
+
+def install_kick_handler() -> None:
+    """Install the no-op SIGUSR1 handler (needs the main thread the first time)."""
+    current = signal.getsignal(KICK_SIGNAL)
+    if current is _noop:
+        return
+    if threading.current_thread() is not threading.main_thread():
+        raise BackendError("the kvm backend must first be started from the main thread (SIGUSR1)")
+    signal.signal(KICK_SIGNAL, _noop)
+
+
+FaultHandler = Callable[["VcpuRunner", str, str], bool]
+"""``(runner, kind, detail) -> keep_running``: the VM's policy for a guest fault."""
+
+
+class VcpuRunner:
+    """Runs one vCPU in its own thread; see the module docstring."""
+
+    def __init__(
+        self,
+        vcpu: Vcpu,
+        *,
+        bus: PortBus,
+        hooked: HookedIo,
+        table: HookTable | None,
+        outlet: Outlet,
+        on_fault: FaultHandler,
+        name: str,
+        flood_limit: float | None = None,
+    ) -> None:
+        self.vcpu = vcpu
+        self.index = vcpu.index
+        self.bus = bus
+        self.hooked = hooked
+        self.table = table
+        self.outlet = outlet
+        self.on_fault = on_fault
+        self.flood_limit = flood_limit  # exits per second counted as a flood (None: never)
+        self.state = VcpuState.PAUSED
+        self.reason = ""
+        self.exits = 0
+        self.io_exits = 0
+        self.commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
+        self.events: list[Event] = []
+        self.pending_since = 0.0  # monotonic time of the oldest unflushed event (0: none)
+        self._paused = False
+        self._alive = False
+        self._kick_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+
+    # -- control (any thread) ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self.state = VcpuState.RUNNING
+        self._alive = True
+        self._thread.start()
+
+    def send(self, command: Command, *, kick: bool = True) -> None:
+        """Queue a command; ``kick`` interrupts a running KVM_RUN so it is seen at once."""
+        self.commands.put(command)
+        if kick:
+            self.kick()
+
+    def kick(self) -> None:
+        """immediate_exit + SIGUSR1: KVM_RUN returns EINTR now or on its next entry."""
+        with self._kick_lock:
+            if not self._alive:
+                return
+            self.vcpu.kvm_run.immediate_exit = 1
+            ident = self._thread.ident
+            if ident is not None:
+                signal.pthread_kill(ident, KICK_SIGNAL)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end; True if it did."""
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # -- the thread --------------------------------------------------------------------------
+
+    def _main(self) -> None:
+        try:
+            self._loop()
+        except _Stopped:
+            self.state = VcpuState.STOPPED
+        except AgentError as e:
+            self._fail("backend-error", str(e))
+        except Exception as e:  # a bug must not take the agent down; report it
+            self._fail("backend-error", f"{type(e).__name__}: {e}")
+        finally:
+            self.flush()
+            with self._kick_lock:
+                self._alive = False
+
+    def _fail(self, kind: str, detail: str) -> None:
+        self.state, self.reason = VcpuState.FAILED, detail
+        with contextlib.suppress(Exception):
+            self.on_fault(self, kind, detail)
+
+    def _loop(self) -> None:
+        fd, run_ioctl, kvm_run_req = self.vcpu.fd, S.ioctl, S.KVM_RUN
+        run_map, unpack = self.vcpu.run_map, _EXIT.unpack_from
+        slots, ob_reads, ob_writes = (
+            self.bus.slots,
+            self.bus.open_bus_reads,
+            self.bus.open_bus_writes,
+        )
+        table, hooked = self.table, self.hooked
+        version = -1
+        in_ports: frozenset[int] | None = frozenset()
+        out_ports: frozenset[int] | None = frozenset()
+        exits = io_exits = 0
+        window_start = time.monotonic()
+        while True:
+            if run_ioctl(fd, kvm_run_req, None) < 0:
+                self.exits = exits
+                self._interrupted(ctypes.get_errno())
+                continue
+            exits += 1
+            reason, d, size, port, count, off = unpack(run_map, 8)
+            if reason != S.EXIT_IO:
+                self.exits = exits
+                self._other_exit(reason)
+                continue
+            io_exits += 1
+            self.exits = exits
+            if table is not None and table.version != version:
+                version = table.version
+                in_ports, out_ports = hooked.ports(table)
+            if d == S.EXIT_IO_IN:
+                if in_ports is None or port in in_ports:
+                    hooked.io(self, True, size, port, count, off)
+                elif count == 1:
+                    slot = slots[port]
+                    if slot is None:
+                        ob_reads[port] += 1
+                        run_map[off : off + size] = _ONES[size]
+                    else:
+                        value = slot[0].read(slot[1], size) & _MASK[size]
+                        run_map[off : off + size] = value.to_bytes(size, "little")
+                else:
+                    self.emulate_in(size, port, count, off)
+            elif out_ports is None or port in out_ports:
+                hooked.io(self, False, size, port, count, off)
+            elif count == 1:
+                slot = slots[port]
+                if slot is None:
+                    ob_writes[port] += 1
+                else:
+                    value = int.from_bytes(run_map[off : off + size], "little")
+                    slot[0].write(slot[1], size, value)
+            else:
+                self.emulate_out(size, port, count, off)
+            if not exits % FLOOD_WINDOW:
+                self.io_exits = io_exits
+                window_start = self._flood_check(window_start)
+            if self.pending_since and time.monotonic() - self.pending_since >= FLUSH_SECONDS:
+                self.flush()
+
+    # -- emulation helpers (also used by the hook path) --------------------------------------
+
+    def emulate_in(self, size: int, port: int, count: int, off: int) -> list[int]:
+        """Read ``count`` elements from the bus into the data area; returns them."""
+        values = [self.bus.read(port, size) & _MASK[size] for _ in range(count)]
+        self.put_values(size, off, values)
+        return values
+
+    def emulate_out(self, size: int, port: int, count: int, off: int) -> None:
+        """Write the data area's ``count`` elements to the bus."""
+        for value in self.get_values(size, count, off):
+            self.bus.write(port, size, value)
+
+    def get_values(self, size: int, count: int, off: int) -> list[int]:
+        return list(struct.unpack_from(f"<{count}{'BHxI'[size - 1]}", self.vcpu.run_map, off))
+
+    def put_values(self, size: int, off: int, values: list[int]) -> None:
+        fmt = f"<{len(values)}{'BHxI'[size - 1]}"
+        struct.pack_into(fmt, self.vcpu.run_map, off, *(v & _MASK[size] for v in values))
+
+    # -- events ------------------------------------------------------------------------------
+
+    def add_event(self, event: Event) -> None:
+        if not self.events:
+            self.pending_since = time.monotonic()
+        self.events.append(event)
+        if len(self.events) >= FLUSH_EVENTS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand buffered events to the outlet (one call per batch)."""
+        if self.events:
+            batch, self.events = self.events, []
+            self.pending_since = 0.0
+            self.outlet.events(batch)
+
+    # -- waiting and commands ----------------------------------------------------------------
+
+    def _interrupted(self, err: int) -> None:
+        if err not in (errno.EINTR, errno.EAGAIN):
+            raise KvmError("KVM_RUN", err)
+        self.vcpu.kvm_run.immediate_exit = 0  # before reading commands: a later kick re-arms it
+        self.drain()
+
+    def drain(self) -> None:
+        """Run every queued command; block while paused."""
+        while True:
+            try:
+                command = self.commands.get(block=self._paused)
+            except queue.Empty:
+                return
+            self._apply(command)
+
+    def _apply(self, command: Command) -> None:
+        match command:
+            case Stop():
+                raise _Stopped
+            case Pause():
+                self.flush()
+                self._paused, self.state = True, VcpuState.PAUSED
+            case Continue():
+                self._paused, self.state = False, VcpuState.RUNNING
+            case Flush():
+                self.flush()
+            case Resume():
+                pass  # a resume for a break that already timed out
+
+    def wait_break(self, break_id: str, timeout: float) -> tuple[bool, int | None]:
+        """Block until ``Resume(break_id)`` or ``timeout``; (resumed, value). Stop still stops."""
+        self.flush()
+        previous, self.state = self.state, VcpuState.PAUSED
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    command = self.commands.get(timeout=max(deadline - time.monotonic(), 0))
+                except queue.Empty:
+                    return False, None
+                if isinstance(command, Resume) and command.break_id == break_id:
+                    return True, command.value
+                self._apply(command)
+        finally:
+            self.state = previous if previous is not VcpuState.PAUSED else VcpuState.RUNNING
+
+    def park(self, state: VcpuState, seconds: float | None) -> None:
+        """Wait for commands (halted vCPU): for ``seconds``, or until Stop when None."""
+        self.flush()
+        self.state = state
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            try:
+                command = self.commands.get(timeout=remaining)
+            except queue.Empty:
+                break
+            self._apply(command)
+        self.state = VcpuState.RUNNING
+
+    # -- other exits -------------------------------------------------------------------------
+
+    def _other_exit(self, reason: int) -> None:
+        exit_ = self.vcpu.decode(reason)
+        match exit_:
+            case Hlt():
+                self._halt()
+            case Mmio(addr=addr, length=length, is_write=is_write):
+                self._mmio(addr, length, is_write)
+            case _:
+                kind = {S.EXIT_SHUTDOWN: "triple-fault"}.get(reason, "vm-exit")
+                detail = f"{type(exit_).__name__}: {exit_}"
+                self.state, self.reason = VcpuState.FAILED, detail
+                self.on_fault(self, kind, detail)
+                raise _Stopped
+
+    def _halt(self) -> None:
+        if self.vcpu.kvm_run.if_flag:
+            self.park(VcpuState.RUNNING, HLT_WAIT_SECONDS)  # no interrupt source: spin slowly
+            return
+        self.reason = "HLT with interrupts disabled"
+        keep = self.on_fault(self, "halted", self.reason)
+        self.state = VcpuState.HALTED
+        if not keep:
+            self.flush()
+            raise _Stopped
+        self.park(VcpuState.HALTED, None)  # only Stop ends it
+
+    def _mmio(self, addr: int, length: int, is_write: bool) -> None:
+        found = self.hooked.memory.find(addr)
+        if found is not None and found[0].readonly and is_write:
+            return  # a write to ROM: dropped, as on hardware
+        what = "write" if is_write else "read"
+        detail = f"unmapped memory {what} of {length} bytes at {addr:#x}"
+        if not self.on_fault(self, "unmapped-memory", detail):
+            self.state, self.reason = VcpuState.FAILED, detail
+            raise _Stopped
+        if not is_write:
+            self.vcpu.complete_mmio_read(b"\xff" * length)  # reads float high, like open bus
+
+    def _flood_check(self, window_start: float) -> float:
+        now = time.monotonic()
+        if self.flood_limit is not None:
+            rate = FLOOD_WINDOW / max(now - window_start, 1e-9)
+            if rate > self.flood_limit and not self.on_fault(
+                self, "io-flood", f"{rate:.0f} exits/s (limit {self.flood_limit:.0f})"
+            ):
+                self.state, self.reason = VcpuState.FAILED, "I/O flood"
+                raise _Stopped
+        return now
