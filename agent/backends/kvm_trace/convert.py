@@ -14,10 +14,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from agent.backends.kvm_trace.procs import ProcMap
+from agent.backends.kvm_trace.procs import ProcMap, ThreadInfo
 from agent.backends.kvm_trace.ringbuf import RawPage
 from agent.events import Event
-from agent.hooks.table import HookTable
+from agent.hooks.table import HookRule, HookTable
 from agent.model import Direction
 
 __all__ = ["Converter", "CpuCounts", "clock_offset"]
@@ -54,22 +54,26 @@ class Converter:
         events: list[Event] = []
         lost = 0
         match, thread, offset = self.table.match, self.procs.thread, self.offset
+        seen: dict[tuple[int, int, int], tuple[list[HookRule], ThreadInfo]] = {}
         for page in pages:
             if page.missed:
                 counts.missed_pages += 1
                 lost += page.missed_count
             counts.records += len(page.records)
             for ts, _type, tid, rw, port, size, count, val in page.records:
-                direction = _DIRS[rw & 1]
-                info = thread(tid)
-                rules = match(direction, port, info.vm, cpu)
+                key = (tid, rw, port)
+                hit = seen.get(key)  # one match per thread, direction and port per hand-over
+                if hit is None:
+                    info = thread(tid)
+                    hit = seen[key] = (match(_DIRS[rw & 1], port, info.vm, cpu), info)
+                rules, info = hit
                 if not rules:
                     continue
                 value = val & _MASK.get(size, 0xFFFFFFFF)
                 for rule in rules:
-                    ev = Event(rule.id, ts + offset, direction, port, size=size, count=count,
-                               string=count > 1, value=value, vm=info.vm, vm_name=info.vm_name,
-                               vcpu=info.vcpu, cpu=cpu)  # fmt: skip
+                    # positional: Event's fields in order (hook_id .. cpu), cheaper than keywords
+                    ev = Event(rule.id, ts + offset, rule.direction, port, size, count, count > 1,
+                               False, value, (), info.vm, info.vm_name, info.vcpu, cpu)  # fmt: skip
                     events.append(ev)
         counts.events += len(events)
         counts.lost += lost
