@@ -17,9 +17,10 @@ from agent.backends.kvm import boot
 from agent.backends.kvm._kvm import Kvm, Vcpu, Vm
 from agent.backends.kvm.bus import PortBus
 from agent.backends.kvm.devices import PcDevices, attach_pc_devices
+from agent.backends.kvm.devices.pic import Ticker
 from agent.backends.kvm.hooks import HookedIo
 from agent.backends.kvm.memory import GuestMemory
-from agent.backends.kvm.runner import Breaks, Outlet, Stop, VcpuRunner, VcpuState
+from agent.backends.kvm.runner import Breaks, Interrupt, Outlet, Stop, VcpuRunner, VcpuState
 from agent.config import VmConfig
 from agent.errors import ConfigError
 from agent.hooks.table import HookTable
@@ -70,7 +71,7 @@ class Machine:
         self.policy = on_fault
         self.console: deque[str] = deque(maxlen=CONSOLE_KEEP)
         self.reason = ""
-        self._stopped = False
+        self.stopped = False
         self._reported: set[tuple[int, str]] = set()
         self._lock = threading.Lock()
         self.vm: Vm = kvm.create_vm()
@@ -92,6 +93,10 @@ class Machine:
                        flood_limit=flood_limit)
             for v in self.vcpus
         ]  # fmt: skip
+        self.ticker: Ticker | None = None
+        if config.bios:  # firmware waits for timer ticks (IRQ 0) to time out its prompts
+            deliver = lambda: self.runners[0].send(Interrupt())  # noqa: E731
+            self.ticker = Ticker(self.devices.pic, self.devices.pit, deliver, f"pit-{vm_id}")
 
     def _build(self, kvm: Kvm, cfg: VmConfig, entries: tuple[int, ...]) -> list[Vcpu]:
         mem = cfg.mem_mib * MIB
@@ -121,12 +126,17 @@ class Machine:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.ticker is not None:
+            self.runners[0].pic = self.devices.pic
+            self.ticker.start()
         for runner in self.runners:
             runner.start()
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> bool:
         """Stop every vCPU thread and close the VM; False if a thread did not end in time."""
-        self._stopped = True
+        self.stopped = True
+        if self.ticker is not None:
+            self.ticker.stop()
         for runner in self.runners:
             runner.send(Stop())
         ended = all(runner.join(timeout) for runner in self.runners)
@@ -177,7 +187,7 @@ class Machine:
         states = {r.state for r in self.runners}
         if VcpuState.FAILED in states or (self.reason and self.policy == "stop"):
             return "failed"
-        if self._stopped:
+        if self.stopped:
             return "stopped"
         if states == {VcpuState.HALTED}:
             return "halted"

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Protocol
 from agent.backends.kvm import _sys as S
 from agent.backends.kvm._kvm import Vcpu
 from agent.backends.kvm.bus import PortBus
-from agent.backends.kvm.exits import Hlt, Mmio
+from agent.backends.kvm.devices.pic import Pic
+from agent.backends.kvm.exits import Hlt, Mmio, Unknown
 from agent.errors import AgentError, BackendError, KvmError
 
 if TYPE_CHECKING:
@@ -94,11 +95,16 @@ class Resume:
 
 
 @dataclass(frozen=True, slots=True)
+class Interrupt:
+    """An interrupt line was raised: inject it (or ask KVM for an interrupt window)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Flush:
     """Hand buffered events to the event loop now."""
 
 
-Command = Stop | Pause | Continue | Resume | Flush
+Command = Stop | Pause | Continue | Resume | Flush | Interrupt
 
 
 class _Stopped(Exception):
@@ -185,6 +191,7 @@ class VcpuRunner:
         self.commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self.events: list[Event] = []
         self.pending_since = 0.0  # monotonic time of the oldest unflushed event (0: none)
+        self.pic: Pic | None = None  # the interrupt controller this vCPU takes IRQs from
         self._paused = False
         self._alive = False
         self._kick_lock = threading.Lock()
@@ -364,8 +371,25 @@ class VcpuRunner:
                 self._paused, self.state = False, VcpuState.RUNNING
             case Flush():
                 self.flush()
+            case Interrupt():
+                self.inject()
             case Resume():
                 pass  # a resume for a break that already timed out
+
+    def inject(self) -> bool:
+        """Inject the PIC's pending interrupt if the guest can take it (else request a window)."""
+        vector = self.pic.pending_vector() if self.pic is not None else None
+        run = self.vcpu.kvm_run
+        if vector is None:
+            run.request_interrupt_window = 0
+            return False
+        if run.ready_for_interrupt_injection and run.if_flag:
+            self.vcpu.interrupt(vector)
+            self.pic.ack(vector)  # type: ignore[union-attr]
+            run.request_interrupt_window = 0
+            return True
+        run.request_interrupt_window = 1  # KVM exits with IRQ_WINDOW_OPEN when it can
+        return False
 
     def wait_break(self, break_id: str, timeout: float) -> tuple[bool, int | None]:
         """Block until ``Resume(break_id)`` or ``timeout``; (resumed, value). Stop still stops."""
@@ -384,8 +408,11 @@ class VcpuRunner:
         finally:
             self.state = previous if previous is not VcpuState.PAUSED else VcpuState.RUNNING
 
-    def park(self, state: VcpuState, seconds: float | None) -> None:
-        """Wait for commands (halted vCPU): for ``seconds``, or until Stop when None."""
+    def park(
+        self, state: VcpuState, seconds: float | None, *, until_interrupt: bool = False
+    ) -> None:
+        """Wait for commands (halted vCPU): for ``seconds`` (None: no limit), or until an
+        interrupt was injected (``until_interrupt``); Stop always ends the wait."""
         self.flush()
         self.state = state
         deadline = None if seconds is None else time.monotonic() + seconds
@@ -398,6 +425,8 @@ class VcpuRunner:
             except queue.Empty:
                 break
             self._apply(command)
+            if until_interrupt and isinstance(command, Interrupt):
+                break
         self.state = VcpuState.RUNNING
 
     # -- other exits -------------------------------------------------------------------------
@@ -407,6 +436,8 @@ class VcpuRunner:
         match exit_:
             case Hlt():
                 self._halt()
+            case Unknown(reason=S.EXIT_IRQ_WINDOW_OPEN):
+                self.inject()
             case Mmio(addr=addr, length=length, is_write=is_write):
                 self._mmio(addr, length, is_write)
             case _:
@@ -418,7 +449,10 @@ class VcpuRunner:
 
     def _halt(self) -> None:
         if self.vcpu.kvm_run.if_flag:
-            self.park(VcpuState.RUNNING, HLT_WAIT_SECONDS)  # no interrupt source: spin slowly
+            if self.pic is not None and self.pic.chips[0].initialised:
+                self.park(VcpuState.RUNNING, None, until_interrupt=True)  # the ticker wakes it
+            else:
+                self.park(VcpuState.RUNNING, HLT_WAIT_SECONDS)  # no interrupt source: poll
             return
         self.reason = "HLT with interrupts disabled"
         keep = self.on_fault(self, "halted", self.reason)

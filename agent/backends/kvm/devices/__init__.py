@@ -11,6 +11,7 @@ from agent.backends.kvm.devices.cmos import CMOS_PORT, Cmos
 from agent.backends.kvm.devices.console import COM1, DEBUG_PORT, DebugCon, Uart16550
 from agent.backends.kvm.devices.i8042 import I8042, I8042_DATA, I8042_STATUS
 from agent.backends.kvm.devices.pci import PCI_ADDR, PciConfig
+from agent.backends.kvm.devices.pic import PIC_MASTER, PIC_SLAVE, Pic
 from agent.backends.kvm.devices.pit import PIT_PORT, PORT_61, Pit, SystemControl
 
 __all__ = ["Latch", "PcDevices", "attach_pc_devices"]
@@ -39,6 +40,7 @@ class PcDevices:
     pit: Pit
     i8042: I8042
     pci: PciConfig
+    pic: Pic
 
     def flush(self) -> None:
         """Emit unterminated console lines (when the VM stops)."""
@@ -49,7 +51,7 @@ class PcDevices:
 def attach_pc_devices(
     bus: PortBus, console: Callable[[str, str], None], mem_bytes: int, vcpus: int
 ) -> PcDevices:
-    """Register UART, debug port, CMOS, PIT, port 0x61, i8042, port 0x92 and PCI on ``bus``;
+    """Register UART, debug port, CMOS, PIT, port 0x61, i8042, port 0x92, PCI, PICs on ``bus``;
     ``console(device, line)`` receives console output."""
     pit = Pit()
     devs = PcDevices(
@@ -59,6 +61,7 @@ def attach_pc_devices(
         pit=pit,
         i8042=I8042(),
         pci=PciConfig(),
+        pic=Pic(),
     )
     bus.register(COM1, 8, devs.uart)
     bus.register(DEBUG_PORT, 1, devs.debugcon)
@@ -69,4 +72,6 @@ def attach_pc_devices(
     bus.register(I8042_STATUS, 1, devs.i8042, first_offset=4)
     bus.register(PORT_92, 1, Latch(0x02))  # A20 on
     bus.register(PCI_ADDR, 8, devs.pci)
+    bus.register(PIC_MASTER, 2, devs.pic)
+    bus.register(PIC_SLAVE, 2, devs.pic, first_offset=2)
     return devs

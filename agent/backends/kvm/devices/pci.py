@@ -15,7 +15,8 @@ __all__ = ["PCI_ADDR", "PciConfig", "PciFunction"]
 
 PCI_ADDR = 0xCF8  # CONFIG_ADDRESS; CONFIG_DATA is 0xCFC
 ENABLE = 0x8000_0000  # CONFIG_ADDRESS bit 31
-READONLY = range(0x04)  # vendor / device id (enough for firmware probing)
+READONLY = frozenset((*range(0x04), *range(0x10, 0x28), *range(0x30, 0x34)))  # ids, BARs, ROM:
+# no BARs and no option ROM, so sizing them reads 0 ("not implemented", PCI 3.0, 6.2.5.1)
 QEMU_SUBSYSTEM = (0x1AF4, 0x1100)  # Red Hat / "QEMU virtual machine", what SeaBIOS looks for
 
 

@@ -1,0 +1,166 @@
+"""The ``kvm`` backend object: the Backend Protocol over :class:`~.machine.Machine` VMs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Self
+
+from agent.backends.base import Notify, Sink
+from agent.backends.kvm._kvm import Kvm
+from agent.backends.kvm.machine import Machine
+from agent.backends.kvm.runner import FLUSH_SECONDS, Breaks, Flush, Resume, install_kick_handler
+from agent.config import KvmConfig, VmConfig
+from agent.errors import BackendError, NotFoundError
+from agent.events import Event
+from agent.hooks.table import HookTable
+from agent.model import Capability
+from agent.wire import agent_pb2
+
+__all__ = ["AsyncOutlet", "KvmBackend"]
+
+HOUSEKEEPING_SECONDS = 0.01  # how often stale per-thread event buffers are flushed
+FLOOD_EXITS_PER_S = 150_000.0  # a VM above this many exits/s (sustained 2^16 exits) floods
+
+
+class AsyncOutlet:
+    """vCPU threads → the event loop: ``call_soon_threadsafe`` once per batch or notice."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sink: Sink, notify: Notify) -> None:
+        self.loop, self.sink, self.notify = loop, sink, notify
+        self.lost = 0  # events that could not be handed over (loop closed)
+
+    def events(self, batch: list[Event]) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.sink, batch)
+        except RuntimeError:
+            self.lost += len(batch)
+
+    def notice(self, kind: str, fields: dict[str, object]) -> None:
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self.notify, kind, fields)
+
+
+class KvmBackend:
+    """ioind as a micro-VMM: VMs from the config (ids from 1) and from StartVm."""
+
+    name = "kvm"
+    capabilities = frozenset(Capability)
+
+    def __init__(self, config: KvmConfig, *, device: str = "/dev/kvm") -> None:
+        self.config = config
+        self.device = device
+        self.machines: dict[int, Machine] = {}
+        self.breaks = Breaks()
+        self._kvm: Kvm | None = None
+        self._next_id = 1
+        self._table: HookTable | None = None
+        self._outlet: AsyncOutlet | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> Self:
+        if self._kvm is not None or self._closed:
+            raise BackendError("kvm backend: not reentrant and not reusable after close")
+        install_kick_handler()
+        self._kvm = Kvm(self.device)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stop_all()
+        self._closed = True
+        if self._kvm is not None:
+            self._kvm.close()
+            self._kvm = None
+
+    async def run(
+        self, table: HookTable, sink: Sink, notify: Notify, ready: Callable[[], None]
+    ) -> None:
+        """Start the configured VMs, then flush stale event buffers until cancelled."""
+        self._table = table
+        self._outlet = AsyncOutlet(asyncio.get_running_loop(), sink, notify)
+        try:
+            for cfg in self.config.vms:
+                self._start(cfg)
+            ready()
+            while True:
+                await asyncio.sleep(HOUSEKEEPING_SECONDS)
+                self._flush_stale()
+        finally:
+            await self._stop_all()
+
+    def _flush_stale(self) -> None:
+        now = time.monotonic()
+        for machine in list(self.machines.values()):
+            for runner in machine.runners:
+                since = runner.pending_since
+                if since and now - since > 2 * FLUSH_SECONDS:
+                    runner.send(Flush())
+
+    def _start(self, cfg: VmConfig) -> Machine:
+        if self._kvm is None or self._outlet is None:
+            raise BackendError("kvm backend: VMs start only while run() is active")
+        vm_id, self._next_id = self._next_id, self._next_id + 1
+        machine = Machine(
+            self._kvm, vm_id, cfg, table=self._table, outlet=self._outlet, breaks=self.breaks,
+            break_timeout=self.config.break_timeout, on_fault=self.config.on_fault,
+            flood_limit=FLOOD_EXITS_PER_S,
+        )  # fmt: skip
+        self.machines[vm_id] = machine
+        machine.start()
+        return machine
+
+    async def _stop_all(self) -> None:
+        machines = [m for m in self.machines.values() if not m.stopped]
+        if machines:
+            await asyncio.gather(*(asyncio.to_thread(m.stop) for m in machines))
+
+    def hooks_changed(self) -> None:
+        """vCPU loops notice ``table.version`` changing on their next exit; nothing to do."""
+
+    def counters(self) -> dict[str, int]:
+        runners = [r for m in self.machines.values() for r in m.runners]
+        open_reads = sum(sum(m.bus.open_bus_reads) for m in self.machines.values())
+        open_writes = sum(sum(m.bus.open_bus_writes) for m in self.machines.values())
+        return {
+            "kvm_vms": len(self.machines),
+            "kvm_exits": sum(r.exits for r in runners),
+            "kvm_io_exits": sum(r.io_exits for r in runners),
+            "kvm_open_bus_reads": open_reads,
+            "kvm_open_bus_writes": open_writes,
+            "kvm_paused_vcpus": len(self.breaks),
+            "lost": self._outlet.lost if self._outlet else 0,
+        }
+
+    async def resume(self, break_id: str, value: int | None) -> bool:
+        runner = self.breaks.take(break_id)
+        if runner is None:
+            return False
+        runner.send(Resume(break_id, value), kick=False)
+        return True
+
+    async def start_vm(self, spec: agent_pb2.VmSpec) -> agent_pb2.VmInfo:
+        cfg = VmConfig(
+            name=spec.name or f"vm{self._next_id}", image=spec.image, bios=spec.bios,
+            mode=spec.mode or "real", load_addr=spec.load_addr or 0x1000,
+            entry=spec.entry or 0x1000, vcpus=spec.vcpus or 1, mem_mib=spec.mem_mib or 16,
+        )  # fmt: skip
+        machine = await asyncio.to_thread(self._start, cfg)
+        return machine.info()
+
+    async def stop_vm(self, vm_id: int) -> agent_pb2.VmInfo:
+        machine = self.machines.get(vm_id)
+        if machine is None:
+            raise NotFoundError("vm", vm_id)
+        await asyncio.to_thread(machine.stop)
+        return machine.info()
+
+    def list_vms(self) -> Sequence[agent_pb2.VmInfo]:
+        return [m.info() for m in self.machines.values()]
