@@ -218,24 +218,12 @@ class KvmTraceBackend:
         self.procs.refresh()
         if any(self._vm_threads(pid) != tids for pid, tids in self._vm_tids.items()):
             self._apply_filter()
-        for cpu in self.cpus:
-            dropped = self._stat(cpu, "dropped events")
-            delta = dropped - self._dropped.get(cpu, 0)
-            self._dropped[cpu] = dropped
+        for cpu in self.cpus:  # events the kernel could not store at all (not overwrites)
+            dropped = self.instance.cpu_stat(cpu, "dropped events")
+            delta, self._dropped[cpu] = dropped - self._dropped.get(cpu, 0), dropped
             if delta > 0:
                 self._counts.setdefault(cpu, CpuCounts()).lost += delta
                 self._notify("lost", {"cpu": cpu, "count": delta, "source": "dropped"})
-
-    def _stat(self, cpu: int, key: str) -> int:
-        try:
-            text = self.instance.read(f"per_cpu/cpu{cpu}/stats")
-        except TraceError:
-            return 0
-        for line in text.splitlines():
-            name, _, value = line.partition(":")
-            if name.strip() == key:
-                return int(value.strip() or 0)
-        return 0
 
     def counters(self) -> dict[str, int]:
         counts = list(self._counts.values())
@@ -244,7 +232,7 @@ class KvmTraceBackend:
             "trace_events": sum(c.events for c in counts),
             "trace_lost": sum(c.lost for c in counts),
             "trace_missed_pages": sum(c.missed_pages for c in counts),
-            "trace_overrun": sum(self._stat(cpu, "overrun") for cpu in self._counts),
+            "trace_overrun": sum(self.instance.cpu_stat(c, "overrun") for c in self._counts),
             "trace_pages": sum(r.pages for r in self._readers),
             "trace_filter_writes": self.filter_writes,
             "trace_hooked_vms": sum(1 for t in self._vm_tids.values() if t),

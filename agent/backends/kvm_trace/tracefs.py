@@ -121,6 +121,18 @@ class Instance:
     def exists(self, rel: str) -> bool:
         return (self.path / rel).exists()
 
+    def cpu_stat(self, cpu: int, key: str) -> int:
+        """A counter from ``per_cpu/cpu<cpu>/stats`` ("overrun", "dropped events"); 0 if absent."""
+        try:
+            text = self.read(f"per_cpu/cpu{cpu}/stats")
+        except TraceError:
+            return 0
+        for line in text.splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == key and value.strip().isdigit():
+                return int(value)
+        return 0
+
     def open_raw(self, cpu: int) -> int:
         """A non-blocking fd on ``per_cpu/cpu<cpu>/trace_pipe_raw``."""
         path = self.path / f"per_cpu/cpu{cpu}/trace_pipe_raw"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -213,3 +214,34 @@ async def test_not_reusable(tmp_path: Path) -> None:
         pass
     with pytest.raises(BackendError, match="closed"):
         await backend.__aenter__()
+
+
+@pytest.mark.tracefs
+async def test_pid_filter_follows_threads(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threads of a hooked VM that come and go are added to and dropped from the filter."""
+    me = os.getpid()
+    monkeypatch.setattr(running.backend.procs, "is_vm", lambda pid: pid == me)  # pose as a VM
+    running.table.set(hooks_pb2.HookSpec(id="me", direction=IN, port=0x70, pid=me))
+    running.changed()
+    assert f"common_pid=={me}" in _read(f"{PIO}/filter")
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)
+    worker.start()
+    tid = worker.native_id
+    try:
+        await _until(lambda: f"common_pid=={tid}" in _read(f"{PIO}/filter"))
+    finally:
+        stop.set()
+        worker.join()
+    await _until(lambda: f"common_pid=={tid}" not in _read(f"{PIO}/filter"))
+    assert running.notices == []
+
+
+async def _until(cond: Callable[[], bool]) -> None:
+    for _ in range(60):  # the rescan runs every 0.2 s here: 3 s is plenty
+        if cond():
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail("condition not reached in 3 s")
