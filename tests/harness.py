@@ -49,13 +49,21 @@ class Broker:
     workdir: Path
     host: str = "127.0.0.1"
     proc: subprocess.Popen[bytes] | None = None
+    persistent: bool = False  # keep sessions and queued messages across a restart
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
+        persistence = (
+            f"persistence true\npersistence_location {self.workdir}/\n"
+            if self.persistent
+            else "persistence false\n"
+        )
+        # As root mosquitto switches to the `mosquitto` user, which cannot write our workdir.
+        user = "user root\n" if os.geteuid() == 0 else ""
         conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "max_queued_messages 100000\nmax_inflight_messages 100\n"
+            f"{user}listener {self.port} 127.0.0.1\nallow_anonymous true\n{persistence}"
+            "max_queued_messages 1000000\nmax_inflight_messages 100\n"
         )
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         with (self.workdir / "mosquitto.log").open("ab") as log:
@@ -73,8 +81,9 @@ class Broker:
         return f"{self.host}:{self.port}"
 
 
-def start_broker(workdir: Path | None = None) -> Broker:
+def start_broker(workdir: Path | None = None, *, persistent: bool = False) -> Broker:
     broker = Broker(free_port(), workdir or Path(tempfile.mkdtemp(prefix="mosq-")))
+    broker.persistent = persistent
     broker.start()
     return broker
 
@@ -93,6 +102,11 @@ class AgentProc:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     @property
     def log(self) -> str:
@@ -127,6 +141,7 @@ def start_agent(
     *,
     backend: str = "sim",
     extra_toml: str = "",
+    mqtt_extra: str = "",
     sim_rate: float = 2000.0,
 ) -> AgentProc:
     """Write a config for ``host_id`` and start ``ioind`` with it (sim backend by default)."""
@@ -136,7 +151,7 @@ def start_agent(
     config.write_text(
         f'host = "{host_id}"\nbackend = "{backend}"\nstate_dir = "{workdir / "state"}"\n'
         f'[grpc]\nlisten = "127.0.0.1:{port}"\ninsecure = true\n'
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nbatch_ms = 20\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nbatch_ms = 20\n{mqtt_extra}'
         f"[sim]\nrate = {sim_rate}\nvms = 2\ncores = 2\n{extra_toml}"
     )
     agent = AgentProc(host_id, port, workdir, config)

@@ -25,7 +25,7 @@ __all__ = ["Spool", "SpooledBatch"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: the read cursor relies on it
     topic TEXT NOT NULL,
     payload BLOB NOT NULL,
     content_type TEXT NOT NULL,

@@ -47,7 +47,7 @@ async def test_hooks_reach_a_subscriber_for_exactly_the_hooked_port_pid_core(
     assert rtc_events
     assert {(e.dir, e.port, e.vm, e.vcpu) for e in rtc_events} == {(Direction.IN, 0x70, 2, 1)}
     for host in ("e2e-a", "e2e-b"):
-        seqs = [e.seq for _, h, e in got.events if h == host]
+        seqs = [g.event.seq for g in got.events if g.host == host]
         assert len(seqs) == len(set(seqs)), "duplicate sequence numbers"
 
 
