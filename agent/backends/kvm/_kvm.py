@@ -7,6 +7,7 @@ This is the one boundary where ``OSError`` from an ioctl, open or mmap becomes
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import mmap
@@ -147,7 +148,9 @@ class Vcpu(_Fd):
     def close(self) -> None:
         if not self.closed:
             del self.kvm_run  # drop the buffer export so the mapping can be closed
-            self.run_map.close()
+            # a caller still holding a view of kvm_run leaves the unmapping to the GC
+            with contextlib.suppress(BufferError):
+                self.run_map.close()
         super().close()
 
     # -- registers ---------------------------------------------------------------------------

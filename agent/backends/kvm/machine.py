@@ -189,7 +189,7 @@ class Machine:
             return "failed"
         if self.stopped:
             return "stopped"
-        if states == {VcpuState.HALTED}:
+        if VcpuState.HALTED in states and states <= {VcpuState.HALTED, VcpuState.STOPPED}:
             return "halted"
         if VcpuState.PAUSED in states:
             return "paused"

@@ -58,6 +58,7 @@ FLUSH_EVENTS = 512  # events per batch at most
 FLUSH_SECONDS = 0.005  # the longest an event waits in a vCPU thread (while exits keep coming)
 HLT_WAIT_SECONDS = 0.01  # HLT with interrupts on: nothing will interrupt it; retry this often
 FLOOD_WINDOW = 1 << 16  # exits between two flood checks
+LAPIC_BASE = 0xFEE0_0000  # default local APIC page (SDM vol. 3, 11.4.1): reads 0, writes dropped
 _EXIT = struct.Struct("=I20xBBHIQ")  # kvm_run from offset 8: exit_reason, then io at 32
 _ONES = {1: b"\xff", 2: b"\xff" * 2, 4: b"\xff" * 4}
 _MASK = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFF_FFFF}
@@ -232,7 +233,8 @@ class VcpuRunner:
         try:
             self._loop()
         except _Stopped:
-            self.state = VcpuState.STOPPED
+            if self.state not in (VcpuState.HALTED, VcpuState.FAILED):
+                self.state = VcpuState.STOPPED
         except AgentError as e:
             self._fail("backend-error", str(e))
         except Exception as e:  # a bug must not take the agent down; report it
@@ -441,8 +443,10 @@ class VcpuRunner:
             case Mmio(addr=addr, length=length, is_write=is_write):
                 self._mmio(addr, length, is_write)
             case _:
-                kind = {S.EXIT_SHUTDOWN: "triple-fault"}.get(reason, "vm-exit")
-                detail = f"{type(exit_).__name__}: {exit_}"
+                if reason == S.EXIT_SHUTDOWN:
+                    kind, detail = "triple-fault", "triple fault (KVM_EXIT_SHUTDOWN)"
+                else:
+                    kind, detail = "vm-exit", f"unexpected exit {exit_}"
                 self.state, self.reason = VcpuState.FAILED, detail
                 self.on_fault(self, kind, detail)
                 raise _Stopped
@@ -466,6 +470,10 @@ class VcpuRunner:
         found = self.hooked.memory.find(addr)
         if found is not None and found[0].readonly and is_write:
             return  # a write to ROM: dropped, as on hardware
+        if LAPIC_BASE <= addr < LAPIC_BASE + 0x1000:
+            if not is_write:  # firmware pokes the local APIC even when CPUID denies one
+                self.vcpu.complete_mmio_read(bytes(length))
+            return
         what = "write" if is_write else "read"
         detail = f"unmapped memory {what} of {length} bytes at {addr:#x}"
         if not self.on_fault(self, "unmapped-memory", detail):
