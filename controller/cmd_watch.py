@@ -16,12 +16,13 @@ from rich.text import Text
 
 from agent.model import check_id
 from controller.errors import UsageError
+from controller.gaps import GapChecker
 from controller.inventory import load_inventory, split_address
 from controller.options import InventoryOpt, OutputOpt, number
 from controller.render import Output, console, warn
 from controller.watch import WatchConfig, Watcher
 
-__all__ = ["summary_table", "watch"]
+__all__ = ["gap_table", "summary_table", "watch"]
 
 _MQTT = "Broker"
 _MAX_PORTS = 12  # ports listed per host in the summary before "+N more"
@@ -40,6 +41,13 @@ def watch(
     seconds: Annotated[float | None, typer.Option("--seconds", help="Stop after N s.")] = None,
     notices: Annotated[bool, typer.Option("--notices", help="Also show notices.")] = False,
     breaks: Annotated[bool, typer.Option("--breaks", help="Also show paused vCPUs.")] = False,
+    check_gaps: Annotated[
+        bool,
+        typer.Option("--check-gaps", help="Report lost and duplicated sequence numbers per host."),
+    ] = False,
+    gap_grace: Annotated[
+        float, typer.Option("--gap-grace", help="Seconds before a missing number counts as lost.")
+    ] = 5.0,
     username: Annotated[
         str | None, typer.Option(envvar="IOIN_MQTT_USERNAME", rich_help_panel=_MQTT)
     ] = None,
@@ -54,6 +62,10 @@ def watch(
     output: OutputOpt = Output.TABLE,
 ) -> int:
     """Print events as agents publish them (``-o json``: one object per line)."""
+    if check_gaps and hook is not None:
+        raise UsageError("--check-gaps needs every hook's events: it cannot be used with --hook")
+    if gap_grace <= 0:
+        raise UsageError(f"--gap-grace must be positive, got {gap_grace:g}")
     cfg = WatchConfig(
         broker=_broker(broker, inventory),
         host=_id("--host", "host id", host),
@@ -66,6 +78,8 @@ def watch(
         username=username,
         password=password,
         tls_ca=mqtt_ca,
+        check_gaps=check_gaps,
+        gap_grace=gap_grace,
     )
     watcher = Watcher(cfg)
     try:
@@ -96,6 +110,35 @@ def _summary(watcher: Watcher, output: Output) -> None:
         out.print("no events received")
     if watcher.junk:
         warn(f"{watcher.junk} malformed payloads ignored")
+    if watcher.gaps is not None:
+        out.print(gap_table(watcher.gaps))
+
+
+def gap_table(gaps: GapChecker) -> Table:
+    """Per host and epoch: received, lost, duplicated, and the first lost ranges."""
+    table = Table(
+        "host",
+        "epoch",
+        "received",
+        "missing",
+        "duplicates",
+        "missing ranges",
+        title="ioinctl watch: sequence check",
+    )
+    for (host, epoch), t in sorted(gaps.streams.items()):
+        ranges = " ".join(f"{lo}..{hi}" if hi > lo else str(lo) for lo, hi in t.ranges[:8])
+        more = f" +{len(t.ranges) - 8} more" if len(t.ranges) > 8 else ""
+        table.add_row(
+            Text(host),
+            epoch,
+            str(t.received),
+            str(t.missing),
+            str(t.duplicates),
+            Text(ranges + more),
+        )
+    if gaps.unsettled():
+        table.caption = f"{gaps.unsettled()} numbers still in flight when the watch ended"
+    return table
 
 
 def _broker(flag: str | None, inventory: Path | None) -> str:

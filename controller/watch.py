@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ import aiomqtt
 
 from controller.decode import Junk, decode_batch, event_line
 from controller.errors import BrokerError
+from controller.gaps import GapChecker
 from controller.inventory import split_address
 from controller.render import Output, warn
 
@@ -42,6 +44,8 @@ class WatchConfig:
     password: str | None = None
     tls_ca: str | None = None
     junk_every: int = 100
+    check_gaps: bool = False
+    gap_grace: float = 5.0
 
 
 @dataclass(slots=True)
@@ -70,6 +74,7 @@ class Watcher:
         self.tally: dict[str, HostTally] = {}
         self.junk = 0
         self._write = write or _stdout_line
+        self.gaps = GapChecker(cfg.gap_grace) if cfg.check_gaps else None
 
     def handle(self, topic: str, payload: bytes, content_type: str | None = None) -> None:
         """Deal with one message; junk is counted, never raised."""
@@ -99,6 +104,7 @@ class Watcher:
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         scope = asyncio.timeout(self.cfg.seconds)
+        ticker = asyncio.create_task(self._tick_gaps()) if self.gaps else None
         try:
             async with scope:
                 async for message in client.messages:
@@ -106,6 +112,22 @@ class Watcher:
         except TimeoutError:
             if not scope.expired():
                 raise
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+            self.check_gaps()
+
+    async def _tick_gaps(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.check_gaps()
+
+    def check_gaps(self, now: float | None = None) -> None:
+        """Report (on stderr) sequence numbers now considered lost."""
+        if self.gaps is None:
+            return
+        for host, epoch, lo, hi in self.gaps.tick(time.monotonic() if now is None else now):
+            warn(f"gap: {host} epoch {epoch}: seq {lo}..{hi} missing ({hi - lo + 1} events)")
 
     def _message(self, message: aiomqtt.Message) -> None:
         payload = message.payload if isinstance(message.payload, bytes) else b""
@@ -126,6 +148,8 @@ class Watcher:
         )
 
     def _events(self, events: list[dict[str, Any]]) -> None:
+        if self.gaps is not None:
+            self._track(events)
         for ev in events:
             if self.cfg.port is not None and ev["port"] != self.cfg.port:
                 continue
@@ -134,6 +158,15 @@ class Watcher:
             self._count(ev)
             as_json = self.cfg.output is Output.JSON
             self._write(json.dumps(ev) if as_json else event_line(ev))
+
+    def _track(self, events: list[dict[str, Any]]) -> None:
+        assert self.gaps is not None
+        now = time.monotonic()
+        for ev in events:
+            if not self.gaps.add(str(ev["host"]), str(ev["epoch"]), int(ev["seq"]), now):
+                dups = sum(t.duplicates for t in self.gaps.streams.values())
+                if dups == 1 or dups % self.cfg.junk_every == 0:
+                    warn(f"duplicate: {ev['host']} seq {ev['seq']} ({dups} so far)")
 
     def _count(self, ev: dict[str, Any]) -> None:
         tally = self.tally.setdefault(str(ev["host"]), HostTally())
