@@ -12,11 +12,16 @@ from enum import IntEnum, StrEnum
 __all__ = [
     "ID_PATTERN",
     "MAX_PORT",
+    "REQUEST_ID",
     "Capability",
     "Direction",
     "Stage",
     "check_id",
 ]
+
+# gRPC trailing metadata on every refusal by an agent: tells an agent's answer apart from a
+# transport failure (both can be UNAVAILABLE) and ties a client's error to the agent's log line.
+REQUEST_ID = "ioin-request-id"
 
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}\Z")
 MAX_PORT = 0xFFFF  # x86 I/O space is 64 KiB (SDM vol. 1, 18.2)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import grpc
 import grpc.aio
 
+from agent.model import REQUEST_ID
 from agent.wire import agent_pb2_grpc
 from controller.errors import AgentUnreachable, ControllerError, RemoteError
 from controller.inventory import Host
@@ -34,6 +35,7 @@ About = tuple[str, str] | None
 
 # UNAVAILABLE is both "could not talk to the agent" (these texts come from gRPC core) and an
 # agent's own answer (it maps PublishError to UNAVAILABLE): only the former means unreachable.
+# An agent's refusals carry the ioin-request-id trailer; transport failures never do.
 _TRANSPORT = re.compile(
     r"failed to connect|connections to all backends|socket closed|connection (reset|refused)"
     r"|broken pipe|handshake|dns resolution|goaway|empty address list|unavailable$",
@@ -85,7 +87,8 @@ def translate(
     """
     code = err.code()
     details = err.details() or code.name.lower()
-    if code == grpc.StatusCode.UNAVAILABLE and _TRANSPORT.search(details):
+    answered = any(item[0] == REQUEST_ID for item in err.trailing_metadata() or ())
+    if code == grpc.StatusCode.UNAVAILABLE and not answered and _TRANSPORT.search(details):
         return AgentUnreachable(host.name, host.address, _TRANSPORT_NOISE.sub("", details))
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return AgentUnreachable(host.name, host.address, f"no answer within {timeout:g} s")

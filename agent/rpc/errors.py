@@ -32,6 +32,7 @@ from agent.errors import (
     NotFoundError,
     PublishError,
 )
+from agent.model import REQUEST_ID
 
 __all__ = ["ErrorInterceptor", "status_for"]
 
@@ -89,10 +90,12 @@ def _wrap(method: str, inner: Handler) -> Handler:
             return await inner(request, context)
         except AgentError as exc:
             code = status_for(exc)
+            context.set_trailing_metadata(((REQUEST_ID, rid),))
             await context.abort(code, str(exc))
         except Exception:
             code = grpc.StatusCode.INTERNAL
             log.exception("rpc-crashed", method=method, request_id=rid)
+            context.set_trailing_metadata(((REQUEST_ID, rid),))
             await context.abort(code, f"internal error (request id {rid})")
         finally:
             ms = round((time.perf_counter() - start) * 1000, 2)
