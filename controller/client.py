@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import grpc
 import grpc.aio
@@ -87,7 +87,9 @@ def translate(
     """
     code = err.code()
     details = err.details() or code.name.lower()
-    answered = any(item[0] == REQUEST_ID for item in err.trailing_metadata() or ())
+    # aio metadata iterates as (key, value) pairs (the stubs describe the sync type)
+    pairs = cast("Iterable[tuple[str, Any]]", err.trailing_metadata() or ())
+    answered = any(key == REQUEST_ID for key, _ in pairs)
     if code == grpc.StatusCode.UNAVAILABLE and not answered and _TRANSPORT.search(details):
         return AgentUnreachable(host.name, host.address, _TRANSPORT_NOISE.sub("", details))
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
