@@ -86,7 +86,9 @@ class Machine:
         self.devices: PcDevices = attach_pc_devices(
             self.bus, self._console, config.mem_mib * MIB, n
         )
-        self.hooked = HookedIo(self.memory, breaks or Breaks(), vm_id, self.name, break_timeout)
+        self.hooked = HookedIo(
+            self.memory, Breaks() if breaks is None else breaks, vm_id, self.name, break_timeout
+        )
         self.runners = [
             VcpuRunner(v, bus=self.bus, hooked=self.hooked, table=table, outlet=outlet,
                        on_fault=self.fault, name=f"vcpu-{vm_id}.{v.index}",

@@ -23,8 +23,14 @@ from agent.config import VmConfig
 from agent.errors import KvmError
 from agent.events import Event
 from agent.hooks.table import HookTable
+from agent.wire import hooks_pb2
 
 MACHINES = pytest.StashKey[list[Machine]]()
+
+
+def spec(**fields: Any) -> hooks_pb2.HookSpec:
+    """A HookSpec from keyword fields (model enums accepted for direction and stage)."""
+    return hooks_pb2.HookSpec(**fields)
 
 
 def _kvm_problem() -> str:
