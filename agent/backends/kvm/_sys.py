@@ -195,6 +195,11 @@ class KvmInterrupt(Structure):
 
 
 RUN_EXIT_OFFSET = KvmRun.exit.offset  # 32: where the union starts inside kvm_run
+# linux/kvm.h: after the 256-byte exit union come kvm_valid_regs, kvm_dirty_regs (u64 each),
+# then union { struct kvm_sync_regs regs; ... } s — on x86 kvm_regs then kvm_sregs (asm/kvm.h).
+RUN_VALID_REGS_OFFSET = RUN_EXIT_OFFSET + 256
+RUN_SYNC_REGS_OFFSET = RUN_VALID_REGS_OFFSET + 16
+RUN_SYNC_SREGS_OFFSET = RUN_SYNC_REGS_OFFSET + sizeof(KvmRegs)
 assert sizeof(KvmRegs) == 144
 assert sizeof(KvmSregs) == 312
 assert RUN_EXIT_OFFSET == 32
@@ -221,6 +226,8 @@ KVM_SET_CPUID2 = _ioc(_IOC_WRITE, 0x90, 8)  # sizeof header of kvm_cpuid2
 KVM_API_VERSION = 12  # linux/kvm.h: the only stable API version
 KVM_CAP_READONLY_MEM = 81  # linux/kvm.h
 KVM_CAP_IMMEDIATE_EXIT = 136  # linux/kvm.h
+KVM_CAP_SYNC_REGS = 74  # linux/kvm.h: returns the KVM_SYNC_X86_* bits supported
+KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS = 1 << 0, 1 << 1  # asm/kvm.h
 KVM_MEM_READONLY = 1 << 1  # linux/kvm.h: guest writes to the slot exit as KVM_EXIT_MMIO
 
 # -- exit reasons (linux/kvm.h KVM_EXIT_*) -----------------------------------------------------

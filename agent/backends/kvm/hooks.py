@@ -47,12 +47,12 @@ class _Access:
 
     def __init__(self, runner: VcpuRunner, is_in: bool, size: int, port: int, count: int) -> None:
         vcpu = runner.vcpu
-        self.regs = vcpu.get_regs()
-        self.sregs = vcpu.get_sregs()
+        self.regs = vcpu.exit_regs()
+        self.sregs = vcpu.exit_sregs()
         self.long = bool(self.sregs.efer & EFER_LMA and self.sregs.cs.l)
         self.paging = bool(self.sregs.cr0 & CR0_PG)
         self.is_in, self.size, self.port, self.count = is_in, size, port, count
-        self.regs_map = dict(zip(S.REG_NAMES, _REGS.unpack(bytes(self.regs)), strict=True))
+        self.regs_map = dict(zip(S.REG_NAMES, _REGS.unpack(self.regs), strict=True))
         self.ts = time.time_ns()
 
 

@@ -188,7 +188,7 @@ class VcpuRunner:
         self.state = VcpuState.PAUSED
         self.reason = ""
         self.exits = 0
-        self.io_exits = 0
+        self.other_exits = 0  # exits other than port I/O (io exits = exits - other_exits)
         self.commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self.events: list[Event] = []
         self.pending_since = 0.0  # monotonic time of the oldest unflushed event (0: none)
@@ -261,7 +261,7 @@ class VcpuRunner:
         version = -1
         in_ports: frozenset[int] | None = frozenset()
         out_ports: frozenset[int] | None = frozenset()
-        exits = io_exits = 0
+        exits = 0
         window_start = time.monotonic()
         while True:
             if run_ioctl(fd, kvm_run_req, None) < 0:
@@ -274,7 +274,6 @@ class VcpuRunner:
                 self.exits = exits
                 self._other_exit(reason)
                 continue
-            io_exits += 1
             self.exits = exits
             if table is not None and table.version != version:
                 version = table.version
@@ -304,7 +303,6 @@ class VcpuRunner:
             else:
                 self.emulate_out(size, port, count, off)
             if not exits % FLOOD_WINDOW:
-                self.io_exits = io_exits
                 window_start = self._flood_check(window_start)
             if self.pending_since and time.monotonic() - self.pending_since >= FLUSH_SECONDS:
                 self.flush()
@@ -330,6 +328,10 @@ class VcpuRunner:
         struct.pack_into(fmt, self.vcpu.run_map, off, *(v & _MASK[size] for v in values))
 
     # -- events ------------------------------------------------------------------------------
+
+    @property
+    def io_exits(self) -> int:
+        return self.exits - self.other_exits
 
     def add_event(self, event: Event) -> None:
         if not self.events:
@@ -434,6 +436,7 @@ class VcpuRunner:
     # -- other exits -------------------------------------------------------------------------
 
     def _other_exit(self, reason: int) -> None:
+        self.other_exits += 1
         exit_ = self.vcpu.decode(reason)
         match exit_:
             case Hlt():
