@@ -34,11 +34,11 @@ from agent.backends.kvm.bus import PortBus
 from agent.backends.kvm.devices.pic import Pic
 from agent.backends.kvm.exits import Hlt, Mmio, Unknown
 from agent.errors import AgentError, BackendError, KvmError
+from agent.hooks.table import HookTable
 
 if TYPE_CHECKING:
     from agent.backends.kvm.hooks import HookedIo
     from agent.events import Event
-    from agent.hooks.table import HookTable
 
 __all__ = [
     "Breaks",
@@ -58,6 +58,7 @@ FLUSH_EVENTS = 512  # events per batch at most
 FLUSH_SECONDS = 0.005  # the longest an event waits in a vCPU thread (while exits keep coming)
 HLT_WAIT_SECONDS = 0.01  # HLT with interrupts on: nothing will interrupt it; retry this often
 FLOOD_WINDOW = 1 << 16  # exits between two flood checks
+COUNT_EVERY = 0x3FF  # the loop publishes its exit counter every 1024 exits (and on slow paths)
 LAPIC_BASE = 0xFEE0_0000  # default local APIC page (SDM vol. 3, 11.4.1): reads 0, writes dropped
 _EXIT = struct.Struct("=I20xBBHIQ")  # kvm_run from offset 8: exit_reason, then io at 32
 _ONES = {1: b"\xff", 2: b"\xff" * 2, 4: b"\xff" * 4}
@@ -257,7 +258,7 @@ class VcpuRunner:
             self.bus.open_bus_reads,
             self.bus.open_bus_writes,
         )
-        table, hooked = self.table, self.hooked
+        table, hooked = self.table or HookTable(), self.hooked
         version = -1
         in_ports: frozenset[int] | None = frozenset()
         out_ports: frozenset[int] | None = frozenset()
@@ -274,8 +275,7 @@ class VcpuRunner:
                 self.exits = exits
                 self._other_exit(reason)
                 continue
-            self.exits = exits
-            if table is not None and table.version != version:
+            if table.version != version:
                 version = table.version
                 in_ports, out_ports = hooked.ports(table)
             if d == S.EXIT_IO_IN:
@@ -302,10 +302,10 @@ class VcpuRunner:
                     slot[0].write(slot[1], size, value)
             else:
                 self.emulate_out(size, port, count, off)
-            if not exits % FLOOD_WINDOW:
-                window_start = self._flood_check(window_start)
-            if self.pending_since and time.monotonic() - self.pending_since >= FLUSH_SECONDS:
-                self.flush()
+            if not exits & COUNT_EVERY:  # publish the counter now and then, not per exit
+                self.exits = exits
+                if not exits % FLOOD_WINDOW:
+                    window_start = self._flood_check(window_start)
 
     # -- emulation helpers (also used by the hook path) --------------------------------------
 
@@ -337,7 +337,8 @@ class VcpuRunner:
         if not self.events:
             self.pending_since = time.monotonic()
         self.events.append(event)
-        if len(self.events) >= FLUSH_EVENTS:
+        full = len(self.events) >= FLUSH_EVENTS
+        if full or time.monotonic() - self.pending_since >= FLUSH_SECONDS:
             self.flush()
 
     def flush(self) -> None:
