@@ -13,7 +13,20 @@ from typing import Any
 from agent.model import Direction, Stage
 from agent.wire import events_pb2
 
-__all__ = ["JSON_KEYS", "Event", "from_json", "from_proto", "to_json", "to_proto"]
+__all__ = [
+    "JSON_KEYS",
+    "Event",
+    "batch_events",
+    "batch_size",
+    "from_json",
+    "from_proto",
+    "is_plain",
+    "pack_batch",
+    "pack_columns",
+    "to_json",
+    "to_proto",
+    "unpack_columns",
+]
 
 JSON_KEYS = (
     "host",
@@ -179,3 +192,137 @@ def from_json(obj: Mapping[str, Any]) -> Event:
         break_id=str(obj["break_id"] or ""),
         seq=int(obj["seq"]),
     )
+
+
+# -- batches -------------------------------------------------------------------------------
+# Flag bits of EventColumns.flags (see proto/ioin/v1/events.proto).
+F_OUT, F_POST, F_STRING, F_REP, F_SKIPPED, F_VALUE_SET = 1, 1 << 4, 1 << 5, 1 << 6, 1 << 7, 1 << 8
+_SIZE_SHIFT = 1
+OUT, POST = Direction.OUT, Stage.POST
+
+
+def is_plain(ev: Event) -> bool:
+    """True if ``ev`` fits the columnar form (no data, registers, rip or break id)."""
+    return not (ev.data or ev.regs or ev.rip is not None or ev.break_id)
+
+
+def pack_columns(evs: list[Event], out: events_pb2.EventColumns) -> None:
+    """Fill ``out`` with plain events (:func:`is_plain`), one packed array per field."""
+    hooks: dict[str, int] = {}
+    names: dict[str, int] = {}
+    hook_ix = [hooks.setdefault(e.hook_id, len(hooks)) for e in evs]
+    name_ix = [names.setdefault(e.vm_name, len(names)) for e in evs]
+    out.hook_ids.extend(hooks)
+    out.vm_names.extend(names)
+    out.hook.extend(hook_ix)
+    out.vm_name.extend(name_ix)
+    out.seq.extend([e.seq for e in evs])
+    out.ts.extend([e.ts for e in evs])
+    out.port.extend([e.port for e in evs])
+    out.value.extend([e.value for e in evs])
+    out.vm.extend([e.vm for e in evs])
+    out.vcpu.extend([e.vcpu for e in evs])
+    out.cpu.extend([e.cpu for e in evs])
+    out.count.extend([e.count for e in evs])
+    out.flags.extend(
+        [
+            e.size << _SIZE_SHIFT
+            | (F_OUT if e.dir is OUT else 0)
+            | (F_POST if e.stage is POST else 0)
+            | (F_STRING if e.string else 0)
+            | (F_REP if e.rep else 0)
+            | (F_SKIPPED if e.skipped else 0)
+            | (0 if e.value_set is None else F_VALUE_SET)
+            for e in evs
+        ]
+    )
+    out.value_set.extend([e.value_set for e in evs if e.value_set is not None])
+
+
+def unpack_columns(cols: events_pb2.EventColumns) -> list[Event]:
+    """The events of a columnar block (``ValueError`` if its arrays do not fit together)."""
+    hooks, names = list(cols.hook_ids), list(cols.vm_names)
+    n = len(cols.seq)
+    arrays = (
+        cols.ts,
+        cols.hook,
+        cols.port,
+        cols.value,
+        cols.vm,
+        cols.vm_name,
+        cols.vcpu,
+        cols.cpu,
+        cols.count,
+        cols.flags,
+    )
+    if any(len(a) != n for a in arrays):
+        raise ValueError("EventColumns: arrays of different lengths")
+    if any(h >= len(hooks) for h in cols.hook) or any(v >= len(names) for v in cols.vm_name):
+        raise ValueError("EventColumns: a hook or vm_name index out of its table")
+    if sum(1 for f in cols.flags if f & F_VALUE_SET) != len(cols.value_set):
+        raise ValueError("EventColumns: value_set does not match the flags")
+    value_sets = iter(cols.value_set)
+    out = []
+    for seq, ts, h, port, value, vm, name, vcpu, cpu, count, f in zip(
+        cols.seq,
+        cols.ts,
+        cols.hook,
+        cols.port,
+        cols.value,
+        cols.vm,
+        cols.vm_name,
+        cols.vcpu,
+        cols.cpu,
+        cols.count,
+        cols.flags,
+        strict=True,
+    ):
+        out.append(
+            Event(
+                hooks[h],
+                ts,
+                Direction.OUT if f & F_OUT else Direction.IN,
+                port,
+                size=(f >> _SIZE_SHIFT) & 7,
+                count=count,
+                string=bool(f & F_STRING),
+                rep=bool(f & F_REP),
+                value=value,
+                vm=vm,
+                vm_name=names[name],
+                vcpu=vcpu,
+                cpu=cpu,
+                stage=Stage.POST if f & F_POST else Stage.PRE,
+                value_set=next(value_sets) if f & F_VALUE_SET else None,
+                skipped=bool(f & F_SKIPPED),
+                seq=seq,
+            )
+        )
+    return out
+
+
+def pack_batch(host: str, epoch: str, evs: list[Event]) -> events_pb2.EventBatch:
+    """An EventBatch: plain events in columns, the rest as Event messages."""
+    batch = events_pb2.EventBatch(host=host, epoch=epoch)
+    plain = [e for e in evs if is_plain(e)]
+    if len(plain) != len(evs):
+        add = batch.events.add
+        for e in evs:
+            if not is_plain(e):
+                to_proto(e, add())
+    if plain:
+        pack_columns(plain, batch.columns)
+    return batch
+
+
+def batch_events(batch: events_pb2.EventBatch) -> list[Event]:
+    """Every event of a batch, from both forms, in sequence order."""
+    evs = [from_proto(e) for e in batch.events] + unpack_columns(batch.columns)
+    if batch.events and batch.HasField("columns"):
+        evs.sort(key=lambda e: e.seq)
+    return evs
+
+
+def batch_size(batch: events_pb2.EventBatch) -> int:
+    """How many events a batch carries (without decoding them)."""
+    return len(batch.events) + len(batch.columns.seq)

@@ -75,21 +75,25 @@ class Pipeline:
         """Number, rate-limit and batch ``events`` (event loop thread only)."""
         if self._bucket_version != self._table.version:
             self._refresh_buckets()
-        buckets, pending, now = self._buckets, self._pending, time.monotonic()
+        self.matched += len(events)
+        now = time.monotonic()
+        if self._buckets:
+            buckets = self._buckets
+            events = [e for e in events if (b := buckets.get(e.hook_id)) is None or b.take(now)]
+        seq = self.seq
         for ev in events:
-            bucket = buckets.get(ev.hook_id)
-            if bucket is not None and not bucket.take(now):
-                continue
-            self.seq += 1
-            ev.seq = self.seq
+            seq += 1
+            ev.seq = seq
+        self.seq = seq
+        pending, limit = self._pending, self._batch_max
+        for ev in events:
             buf = pending.get(ev.hook_id)
             if buf is None:
                 buf = pending[ev.hook_id] = []
                 self._since[ev.hook_id] = now
             buf.append(ev)
-            if len(buf) >= self._batch_max:
+            if len(buf) >= limit:
                 self._cut(ev.hook_id)
-        self.matched += len(events)
 
     def flush(self, older_than: float = 0.0) -> None:
         """Cut every batch whose oldest event waited at least ``older_than`` seconds."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from agent.events import JSON_KEYS, from_proto, to_json
+from agent.events import JSON_KEYS, batch_events, to_json
 from agent.wire import events_pb2
 
 __all__ = ["JSON_TYPE", "PROTO_TYPE", "Batch", "Junk", "decode_batch", "event_line"]
@@ -69,7 +69,7 @@ def _from_proto(payload: bytes) -> Batch:
     msg = events_pb2.EventBatch()
     try:
         msg.ParseFromString(payload)
-        events = [to_json(from_proto(ev), msg.host, msg.epoch) for ev in msg.events]
+        events = [to_json(ev, msg.host, msg.epoch) for ev in batch_events(msg)]
     except (DecodeError, ValueError) as e:  # ValueError: a direction or stage out of range
         raise Junk(f"not an EventBatch: {e}") from None
     return Batch(msg.host, msg.epoch, events)

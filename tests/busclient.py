@@ -13,7 +13,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent.events import Event, from_json, from_proto
+from agent.events import Event, batch_events, from_json
 from agent.wire import events_pb2
 
 __all__ = ["Collected", "Got", "collect", "collect_durable", "decode_batch"]
@@ -25,7 +25,7 @@ def decode_batch(payload: bytes, content_type: str) -> tuple[str, str, list[Even
         body = json.loads(payload)
         return body["host"], body["epoch"], [from_json(e) for e in body["events"]]
     batch = events_pb2.EventBatch.FromString(payload)
-    return batch.host, batch.epoch, [from_proto(e) for e in batch.events]
+    return batch.host, batch.epoch, batch_events(batch)
 
 
 class Got(NamedTuple):

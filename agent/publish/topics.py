@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from agent.events import Event, to_json, to_proto
+from agent.events import Event, pack_batch, to_json
 from agent.model import check_id
-from agent.wire import events_pb2
 
 __all__ = [
     "CT_JSON",
@@ -52,8 +51,4 @@ def encode_batch(host: str, epoch: str, evs: Sequence[Event], fmt: str) -> tuple
     if fmt == "json":
         body = {"host": host, "epoch": epoch, "events": [to_json(e, host, epoch) for e in evs]}
         return json.dumps(body, separators=(",", ":")).encode(), CT_JSON
-    batch = events_pb2.EventBatch(host=host, epoch=epoch)
-    add = batch.events.add
-    for ev in evs:
-        to_proto(ev, add())
-    return batch.SerializeToString(), CT_PROTOBUF
+    return pack_batch(host, epoch, list(evs)).SerializeToString(), CT_PROTOBUF

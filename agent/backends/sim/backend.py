@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import random
 import time
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -22,6 +23,18 @@ from agent.wire import agent_pb2
 __all__ = ["SimBackend"]
 
 TICK_S = 0.01  # generation granularity: rate * 10 ms accesses per tick
+CACHE_MAX = 1 << 16  # (dir, port, vm, core) -> rules entries kept between table changes
+IN, OUT = Direction.IN, Direction.OUT
+
+
+def _is_plain(rule: HookRule) -> bool:
+    """A hook that only logs, before emulation: no value, skip, break or post stage."""
+    return (
+        rule.stage is Stage.PRE
+        and rule.set_value is None
+        and not rule.short_circuit
+        and not rule.break_
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,29 +49,40 @@ class Access:
 
 
 class AccessGenerator:
-    """The deterministic part: ``take(n)`` returns the next n accesses for the seed."""
+    """The deterministic part: the next n accesses for the seed, generated in bulk.
+
+    Per access: a port drawn by weight, and one 64-bit random word holding the rest — value
+    (bits 0-7), core (8-23), VM (24-39) and direction (40-55, OUT below ``out_fraction``).
+    """
 
     def __init__(self, config: SimConfig) -> None:
         self._rng = random.Random(config.seed)
         self._ports = list(config.ports)
         self._cum = list(itertools.accumulate(config.ports.values()))
-        self._vms = config.vms
-        self._cores = config.cores
-        self._out = config.out_fraction
+        self.vms = config.vms
+        self.cores = config.cores
+        self.out_below = int(config.out_fraction * 0x10000)
+
+    def columns(self, n: int) -> tuple[list[int], array[int]]:
+        """(ports, words) for the next ``n`` accesses."""
+        ports = self._rng.choices(self._ports, cum_weights=self._cum, k=n)
+        words = array("Q", self._rng.randbytes(8 * n))
+        return ports, words
 
     def take(self, n: int) -> list[Access]:
-        rng = self._rng
-        ports = rng.choices(self._ports, cum_weights=self._cum, k=n)
-        return [
-            Access(
-                Direction.OUT if rng.random() < self._out else Direction.IN,
-                port,
-                1 + rng.randrange(self._vms),
-                rng.randrange(self._cores),
-                rng.getrandbits(8),
-            )
-            for port in ports
-        ]
+        """The next ``n`` accesses as records (tests; the backend uses :meth:`columns`)."""
+        ports, words = self.columns(n)
+        return [self.access(port, w) for port, w in zip(ports, words, strict=True)]
+
+    def access(self, port: int, w: int) -> Access:
+        out = (w >> 40) & 0xFFFF < self.out_below
+        return Access(
+            Direction.OUT if out else Direction.IN,
+            port,
+            1 + ((w >> 24) & 0xFFFF) % self.vms,
+            ((w >> 8) & 0xFFFF) % self.cores,
+            w & 0xFF,
+        )
 
 
 class SimBackend:
@@ -76,6 +100,11 @@ class SimBackend:
         self._notify: Notify = lambda kind, fields: None
         self.accesses = 0
         self.resumed = 0
+        self._names = [f"sim-{i}" for i in range(config.vms + 1)]
+        self._cache: dict[tuple[Direction, int, int, int], tuple[HookRule, ...]] = {}
+        self._cache_version = -1
+        self._plain: set[str] = set()  # hooks that only log, at the pre stage: the fast path
+        self._plain_version = -1
 
     async def __aenter__(self) -> Self:
         return self
@@ -99,7 +128,10 @@ class SimBackend:
             carry += self._config.rate * TICK_S
             n, carry = int(carry), carry - int(carry)
             self._expire_breaks()
-            events = self._step(table, self._gen.take(n)) if n else []
+            if self._plain_version != table.version:
+                self._plain = {r.id for r in table.rules() if _is_plain(r)}
+                self._plain_version = table.version
+            events = self._step(table, n) if n else []
             self.accesses += n
             if events:
                 sink(events)
@@ -109,17 +141,51 @@ class SimBackend:
                 next_tick = time.monotonic()
             await asyncio.sleep(max(delay, 0.0))
 
-    def _step(self, table: HookTable, accesses: list[Access]) -> list[Event]:
-        events: list[Event] = []
+    def _step(self, table: HookTable, n: int) -> list[Event]:
+        """Generate ``n`` accesses and return the events they trigger (the hot path)."""
+        ports, words = self._gen.columns(n)
+        if self._cache_version != table.version or len(self._cache) > CACHE_MAX:
+            self._cache.clear()
+            self._cache_version = table.version
+        cache, gen, names = self._cache, self._gen, self._names
+        out_below, vms, cores = gen.out_below, gen.vms, gen.cores
         paused = {(vm, core) for vm, core, _ in self._paused.values()}
         now = time.time_ns()
-        for a in accesses:
-            if paused and (a.vm, a.core) in paused:
+        events: list[Event] = []
+        for port, w in zip(ports, words, strict=True):
+            d = OUT if (w >> 40) & 0xFFFF < out_below else IN
+            vm = 1 + ((w >> 24) & 0xFFFF) % vms
+            core = ((w >> 8) & 0xFFFF) % cores
+            key = (d, port, vm, core)
+            rules = cache.get(key)
+            if rules is None:
+                rules = cache[key] = tuple(table.match(d, port, vm, core))
+            if not rules or (paused and (vm, core) in paused):
                 continue
-            for rule in table.match(a.dir, a.port, a.vm, a.core):
-                events.extend(self._fire(rule, a, now))
+            for rule in rules:
+                if rule.id in self._plain:
+                    events.append(
+                        Event(
+                            rule.id,
+                            now,
+                            d,
+                            port,
+                            1,
+                            1,
+                            False,
+                            False,
+                            w & 0xFF,
+                            (),
+                            vm,
+                            names[vm],
+                            core,
+                            core,
+                        )
+                    )
+                    continue
+                events.extend(self._fire(rule, gen.access(port, w), now))
                 if rule.break_:
-                    paused.add((a.vm, a.core))
+                    paused.add((vm, core))
         return events
 
     def _fire(self, rule: HookRule, a: Access, now: int) -> list[Event]:

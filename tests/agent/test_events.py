@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import pytest
+
+from agent.events import (
+    JSON_KEYS,
+    Event,
+    batch_events,
+    batch_size,
+    from_json,
+    pack_batch,
+    to_json,
+)
+from agent.model import Direction, Stage
+from agent.wire import events_pb2
+
+PLAIN = Event(
+    "in-70", 11, Direction.IN, 0x70, value=0x41, vm=2, vm_name="web", vcpu=1, cpu=3, seq=1
+)
+RICH = [
+    PLAIN,
+    Event(
+        "in-70",
+        12,
+        Direction.OUT,
+        0x71,
+        size=2,
+        value=7,
+        vm=2,
+        vm_name="db",
+        stage=Stage.POST,
+        value_set=9,
+        skipped=True,
+        seq=2,
+    ),
+    Event(
+        "ins",
+        13,
+        Direction.IN,
+        0x3F8,
+        size=4,
+        count=3,
+        string=True,
+        rep=True,
+        value=1,
+        data=(1, 2, 3),
+        rip=0x1000,
+        regs={"rcx": 0},
+        seq=3,
+    ),
+    Event("brk", 14, Direction.IN, 0x60, break_id="b1", seq=4),
+]
+
+
+def test_a_batch_round_trips_through_both_forms_in_sequence_order() -> None:
+    batch = events_pb2.EventBatch.FromString(pack_batch("h", "e", RICH).SerializeToString())
+    assert len(batch.columns.seq) == 2  # plain events travel as columns
+    assert len(batch.events) == 2  # string I/O data, rip, registers, break id: as messages
+    assert batch_size(batch) == 4
+    assert batch_events(batch) == RICH
+
+
+def test_malformed_columns_are_a_value_error() -> None:
+    batch = pack_batch("h", "e", [PLAIN])
+    batch.columns.port.append(1)
+    with pytest.raises(ValueError, match="different lengths"):
+        batch_events(batch)
+    batch = pack_batch("h", "e", [PLAIN])
+    batch.columns.hook[0] = 5
+    with pytest.raises(ValueError, match="out of its table"):
+        batch_events(batch)
+
+
+def test_json_form_has_exactly_the_design_keys_and_round_trips() -> None:
+    for ev in RICH:
+        obj = to_json(ev, "h", "e")
+        assert tuple(obj) == JSON_KEYS
+        assert from_json(obj) == ev
