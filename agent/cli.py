@@ -25,6 +25,8 @@ log = structlog.get_logger("ioind")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="agent TOML file")]
 BackendOpt = Annotated[str | None, typer.Option(help="sim | kvm | kvm-trace")]
+TracefsOpt = Annotated[str | None, typer.Option(help="kvm-trace: where tracefs is mounted")]
+TraceBufferOpt = Annotated[int | None, typer.Option(help="kvm-trace: ring buffer KiB per CPU")]
 
 
 def _fail(exc: AgentError, code: int = 1) -> typer.Exit:
@@ -46,6 +48,8 @@ def run(
     mqtt_port: Annotated[int | None, typer.Option(help="broker port")] = None,
     state_dir: Annotated[str | None, typer.Option(help="where hooks are kept")] = None,
     sim_rate: Annotated[float | None, typer.Option(help="sim accesses per second")] = None,
+    tracefs: TracefsOpt = None,
+    trace_buffer_kib: TraceBufferOpt = None,
 ) -> None:
     """Run the agent (gRPC service, backend, MQTT publisher) until SIGTERM / Ctrl-C."""
     if ctx.invoked_subcommand is not None:
@@ -60,6 +64,8 @@ def run(
             mqtt__host=mqtt_host,
             mqtt__port=mqtt_port,
             sim__rate=sim_rate,
+            kvm_trace__tracefs=tracefs,
+            kvm_trace__buffer_kib=trace_buffer_kib,
         )
         _setup(cfg)
         asyncio.run(_serve(cfg))
@@ -124,6 +130,8 @@ def local(
     entry: Annotated[str | None, typer.Option(help="kvm: entry (default: load address)")] = None,
     vcpus: Annotated[int, typer.Option(help="kvm: vCPUs")] = 1,
     mem_mib: Annotated[int, typer.Option(help="kvm: guest memory in MiB")] = 16,
+    tracefs: TracefsOpt = None,
+    trace_buffer_kib: TraceBufferOpt = None,
 ) -> None:
     """Run one backend with hooks from the command line; print events to stdout."""
     from agent.local import run_local
@@ -134,7 +142,11 @@ def local(
     try:
         # local never listens: the gRPC security settings do not apply
         cfg = load_config(config).with_overrides(
-            backend=backend, sim__rate=sim_rate, grpc__insecure=True
+            backend=backend,
+            sim__rate=sim_rate,
+            grpc__insecure=True,
+            kvm_trace__tracefs=tracefs,
+            kvm_trace__buffer_kib=trace_buffer_kib,
         )
         if bios or image:
             vm = VmConfig(

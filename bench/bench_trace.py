@@ -27,11 +27,15 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from agent.backends.kvm_trace import KvmTraceBackend
 from agent.config import TraceConfig
 from agent.events import Event
 from agent.hooks.table import HookTable
 from agent.wire import hooks_pb2
+from bench.common import Row as BenchRow
+from bench.common import emit
 
 LOOP_PORT, OTHER_PORT, COUNTER_ADDR = 0x80, 0x70, 0x500
 WINDOW_S, ROUNDS = 3.0, 3
@@ -63,10 +67,25 @@ class Guest:
 
     def __init__(self, image: Path, workdir: Path) -> None:
         self.monitor_path = workdir / "mon.sock"
-        argv = ["qemu-system-x86_64", "-enable-kvm", "-bios", str(image), "-m", "32",
-                "-nographic", "-display", "none", "-no-reboot", "-name", "guest=inloop", "-S",
-                "-serial", "null", "-monitor", f"unix:{self.monitor_path},server=on,wait=off",
-                ]  # fmt: skip
+        argv = [
+            "qemu-system-x86_64",
+            "-enable-kvm",
+            "-bios",
+            str(image),
+            "-m",
+            "32",
+            "-nographic",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-name",
+            "guest=inloop",
+            "-S",
+            "-serial",
+            "null",
+            "-monitor",
+            f"unix:{self.monitor_path},server=on,wait=off",
+        ]
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -112,10 +131,11 @@ class CountingSink:
         self.events += len(batch)
 
 
-Row = tuple[float, int, int, int, float]  # IN/s, INs, events, lost, agent CPU (cores)
+BENCH = "kvm-trace"
+Window = tuple[float, int, int, int, float]  # IN/s, INs, events, lost, agent CPU (cores)
 
 
-async def window(guest: Guest, sink: CountingSink | None) -> Row:
+async def window(guest: Guest, sink: CountingSink | None) -> Window:
     """Let the paused guest run ``WINDOW_S``: (INs/s, INs, events delivered for them, 0, CPU)."""
     before = guest.counter()
     start_events = sink.events if sink else 0
@@ -130,7 +150,7 @@ async def window(guest: Guest, sink: CountingSink | None) -> Row:
     return ins / elapsed, ins, (sink.events - start_events) if sink else 0, 0, cpu
 
 
-async def with_agent(guest: Guest, port: int) -> Row:
+async def with_agent(guest: Guest, port: int) -> Window:
     """One window with the backend running and a hook on ``port``: rate, INs, events, lost."""
     table = HookTable()
     # pid: other KVM guests on this host (tests, other agents) must not count here
@@ -167,7 +187,7 @@ def missing() -> str | None:
 
 
 async def bench() -> None:
-    rows: dict[str, list[Row]] = {"none": [], "other": [], "looped": []}
+    rows: dict[str, list[Window]] = {"none": [], "other": [], "looped": []}
     with tempfile.TemporaryDirectory() as tmp:
         guest = Guest(build_guest(Path(tmp)), Path(tmp))
         try:
@@ -181,24 +201,49 @@ async def bench() -> None:
         finally:
             guest.close()
     base = statistics.mean(r[0] for r in rows["none"])
-    labels = {"none": "no agent", "other": f"hook on {OTHER_PORT:#x} (other port)",
-              "looped": f"hook on {LOOP_PORT:#x} (looped port)"}  # fmt: skip
-    print(f"kvm-trace: guest looping on IN {LOOP_PORT:#x}, {ROUNDS} x {WINDOW_S:.0f} s windows")
-    print(f"{'scenario':34} {'IN/s':>10} {'ratio':>7} {'events/s':>10} {'INs':>9} "
-          f"{'events':>9} {'lost':>5} {'agent CPU':>9}")  # fmt: skip
+    labels = {
+        "none": "no agent",
+        "other": f"hook on {OTHER_PORT:#x} (other port)",
+        "looped": f"hook on {LOOP_PORT:#x} (looped port)",
+    }
+    out = []
     for key, label in labels.items():
         rate = statistics.mean(r[0] for r in rows[key])
         ins, events, lost = (sum(r[i] for r in rows[key]) for i in (1, 2, 3))
-        ev_rate = events / (ROUNDS * WINDOW_S)
         cpu = statistics.mean(r[4] for r in rows[key])
-        print(f"{label:34} {rate:10.0f} {rate / base:7.3f} {ev_rate:10.0f} {ins:9d} "
-              f"{events:9d} {lost:5d} {cpu:9.0%}")  # fmt: skip
+        target = {"other": ">= 0.97 (<= 3 % slowdown)", "looped": "every event, none lost"}
+        met = {"other": rate / base >= 0.97, "looped": events == ins and lost == 0}
+        out.append(
+            BenchRow(
+                BENCH,
+                f"guest IN/s, {label}",
+                rate,
+                "IN/s",
+                rate / base,
+                "no agent",
+                target.get(key, ""),
+                met.get(key),
+            )
+        )
+        if key == "looped":
+            ev_rate = events / (ROUNDS * WINDOW_S)
+            out.append(
+                BenchRow(
+                    BENCH,
+                    f"events/s to the sink ({lost} lost, agent CPU {cpu:.0%})",
+                    ev_rate,
+                    "events/s",
+                    events / max(ins, 1),
+                    "guest INs",
+                )
+            )
+    emit(out)
 
 
 def main() -> int:
     reason = missing()
     if reason:
-        print(f"bench_trace: skipped ({reason})")
+        emit([BenchRow(BENCH, f"skipped: {reason}", 0, "")])
         return 0
     asyncio.run(bench())
     return 0
