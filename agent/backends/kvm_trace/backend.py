@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Self
 
 from agent.backends.base import Notify, Sink
+from agent.backends.handoff import Handoff
 from agent.backends.kvm_trace.convert import Converter, CpuCounts, clock_offset
 from agent.backends.kvm_trace.filter import build_filter, terms_from_rules
 from agent.backends.kvm_trace.procs import ProcMap
@@ -58,6 +59,7 @@ class KvmTraceBackend:
         self._conv: Converter | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sink: Sink = lambda batch: None
+        self._handoff: Handoff | None = None
         self._notify: Notify = lambda kind, fields: None
         self._filter: str | None = None
         self._vm_tids: dict[int, frozenset[int]] = {}
@@ -122,6 +124,7 @@ class KvmTraceBackend:
             raise BackendError(f"kvm-trace backend is {self._state.value}: use 'async with'")
         self._loop = asyncio.get_running_loop()
         self._sink, self._notify = sink, notify
+        self._handoff = Handoff(self._loop, sink)
         self._conv = Converter(table, self.procs)
         self._apply_filter()
         for cpu in self.cpus:
@@ -150,8 +153,8 @@ class KvmTraceBackend:
         assert self._loop is not None
         events, lost = self._conv.convert(cpu, pages, self._counts[cpu])
         with contextlib.suppress(RuntimeError):  # loop closed during shutdown
-            if events:
-                self._loop.call_soon_threadsafe(self._sink, events)
+            if events and self._handoff is not None:
+                self._handoff.push(events)
             if lost or any(p.missed for p in pages):
                 fields: dict[str, object] = {"cpu": cpu, "count": lost, "source": "ring-buffer"}
                 self._loop.call_soon_threadsafe(self._notify, "lost", fields)
@@ -236,6 +239,9 @@ class KvmTraceBackend:
             "trace_pages": sum(r.pages for r in self._readers),
             "trace_filter_writes": self.filter_writes,
             "trace_hooked_vms": sum(1 for t in self._vm_tids.values() if t),
+            # drops, announced by the agent: the kernel ring buffer's, and the loop hand-off's
+            "dropped_ring_buffer": sum(c.lost for c in counts),
+            "dropped_handoff": self._handoff.dropped if self._handoff else 0,
         }
 
     # -- not supported: observe-only, does not own VMs ---------------------------------------
