@@ -130,6 +130,11 @@ def local(
     entry: Annotated[str | None, typer.Option(help="kvm: entry (default: load address)")] = None,
     vcpus: Annotated[int, typer.Option(help="kvm: vCPUs")] = 1,
     mem_mib: Annotated[int, typer.Option(help="kvm: guest memory in MiB")] = 16,
+    vm_name: Annotated[str, typer.Option(help="kvm: the VM's name")] = "vm1",
+    break_timeout: Annotated[
+        float | None, typer.Option(help="kvm: a paused vCPU resumes after this many s")
+    ] = None,
+    on_fault: Annotated[str | None, typer.Option(help="kvm: stop | keep a faulting VM")] = None,
     tracefs: TracefsOpt = None,
     trace_buffer_kib: TraceBufferOpt = None,
 ) -> None:
@@ -147,10 +152,12 @@ def local(
             grpc__insecure=True,
             kvm_trace__tracefs=tracefs,
             kvm_trace__buffer_kib=trace_buffer_kib,
+            kvm__break_timeout=break_timeout,
+            kvm__on_fault=on_fault,
         )
         if bios or image:
             vm = VmConfig(
-                name="vm0",
+                name=vm_name,
                 image=image or "",
                 bios=bios or "",
                 mode=mode,

@@ -100,6 +100,9 @@ class VmConfig:
 class KvmConfig:
     break_timeout: float = 30.0  # a paused vCPU resumes by itself after this many seconds
     on_fault: str = "stop"  # stop | keep: what to do with a VM whose guest faults
+    flood_limit: float = (
+        150_000.0  # exits/s (sustained over 2^16 exits) that count as a flood; 0 = off
+    )
     vms: tuple[VmConfig, ...] = ()
 
 
@@ -295,6 +298,12 @@ _CHECKS: list[tuple[str, Callable[[AgentConfig], bool], str]] = [
     ("sim.out_fraction", lambda c: 0.0 <= c.sim.out_fraction <= 1.0, "out of range 0..1"),
     ("kvm.on_fault", lambda c: c.kvm.on_fault in ("stop", "keep"), "one of stop, keep"),
     ("kvm.break_timeout", lambda c: c.kvm.break_timeout > 0, "must be positive"),
+    ("kvm.flood_limit", lambda c: c.kvm.flood_limit >= 0, "must be 0 (off) or positive"),
+    (
+        "kvm_trace.buffer_kib",
+        lambda c: 4 <= c.kvm_trace.buffer_kib <= 1 << 20,
+        "out of range 4..1048576",
+    ),
 ]
 
 

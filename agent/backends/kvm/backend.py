@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Self
 
 from agent.backends.base import Notify, Sink
+from agent.backends.handoff import Handoff
 from agent.backends.kvm._kvm import Kvm
 from agent.backends.kvm.machine import Machine
 from agent.backends.kvm.runner import FLUSH_SECONDS, Breaks, Flush, Resume, install_kick_handler
@@ -23,21 +24,17 @@ from agent.wire import agent_pb2
 __all__ = ["AsyncOutlet", "KvmBackend"]
 
 HOUSEKEEPING_SECONDS = 0.01  # how often stale per-thread event buffers are flushed
-FLOOD_EXITS_PER_S = 150_000.0  # a VM above this many exits/s (sustained 2^16 exits) floods
 
 
 class AsyncOutlet:
-    """vCPU threads → the event loop: ``call_soon_threadsafe`` once per batch or notice."""
+    """vCPU threads → the event loop: once per batch or notice, bounded (see ``Handoff``)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sink: Sink, notify: Notify) -> None:
-        self.loop, self.sink, self.notify = loop, sink, notify
-        self.lost = 0  # events that could not be handed over (loop closed)
+        self.loop, self.notify = loop, notify
+        self.handoff = Handoff(loop, sink)
 
     def events(self, batch: list[Event]) -> None:
-        try:
-            self.loop.call_soon_threadsafe(self.sink, batch)
-        except RuntimeError:
-            self.lost += len(batch)
+        self.handoff.push(batch)
 
     def notice(self, kind: str, fields: dict[str, object]) -> None:
         with contextlib.suppress(RuntimeError):
@@ -111,7 +108,7 @@ class KvmBackend:
         machine = Machine(
             self._kvm, vm_id, cfg, table=self._table, outlet=self._outlet, breaks=self.breaks,
             break_timeout=self.config.break_timeout, on_fault=self.config.on_fault,
-            flood_limit=FLOOD_EXITS_PER_S,
+            flood_limit=self.config.flood_limit or None,
         )  # fmt: skip
         self.machines[vm_id] = machine
         machine.start()
@@ -136,7 +133,7 @@ class KvmBackend:
             "kvm_open_bus_reads": open_reads,
             "kvm_open_bus_writes": open_writes,
             "kvm_paused_vcpus": len(self.breaks),
-            "lost": self._outlet.lost if self._outlet else 0,
+            "dropped_handoff": self._outlet.handoff.dropped if self._outlet else 0,
         }
 
     async def resume(self, break_id: str, value: int | None) -> bool:
