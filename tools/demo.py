@@ -24,8 +24,8 @@ WATCH_SECONDS = 15
 
 
 def kvm_guest() -> Path | None:
-    """The CMOS clock sample guest, if this machine can run the kvm backend."""
-    guest = ROOT / "agent/backends/kvm/guests/cmos.bin"
+    """The demo's clock guest (two vCPUs), if this machine can run the kvm backend."""
+    guest = ROOT / "agent/backends/kvm/guests/clock.bin"
     if not os.access("/dev/kvm", os.R_OK | os.W_OK) or not guest.exists():
         return None
     return guest
@@ -49,7 +49,7 @@ def main() -> int:
         guest = kvm_guest()
         for name in ("demo-a", "demo-b", "demo-c"):
             if name == "demo-c" and guest is not None:
-                vm = f'[[kvm.vm]]\nname = "cmos"\nimage = "{guest}"\nvcpus = 2\n'
+                vm = f'[[kvm.vm]]\nname = "clock"\nimage = "{guest}"\nvcpus = 2\n'
                 agents.append(start_agent(name, broker, work / name, backend="kvm", extra_toml=vm))
             else:
                 agents.append(start_agent(name, broker, work / name, sim_rate=60))

@@ -258,7 +258,9 @@ class VcpuRunner:
             self.bus.open_bus_reads,
             self.bus.open_bus_writes,
         )
-        table, hooked = self.table or HookTable(), self.hooked
+        # not `self.table or ...`: an empty HookTable is falsy (it has __len__)
+        table = self.table if self.table is not None else HookTable()
+        hooked = self.hooked
         version = -1
         in_ports: frozenset[int] | None = frozenset()
         out_ports: frozenset[int] | None = frozenset()
