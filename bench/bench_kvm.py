@@ -27,17 +27,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import aiomqtt
-import grpc
 
 from agent.backends.kvm import KvmBackend
 from agent.backends.kvm.guests.build import GUEST_DIR, Guest, assemble
 from agent.config import KvmConfig, VmConfig
-from agent.events import Event, batch_size
+from agent.events import Event
 from agent.hooks.table import HookTable
-from agent.wire import agent_pb2, agent_pb2_grpc, events_pb2, hooks_pb2
+from agent.wire import hooks_pb2
 from bench.common import Row, emit
-from tests.harness import start_agent, start_broker
+from bench.e2e import fleet
 
 HERE = Path(__file__).resolve().parent
 LOOP_PORT = 0x80
@@ -107,65 +105,19 @@ async def python_rate(guest: Guest, case: str, seconds: float) -> Result:
 
 async def mqtt_rate(guest: Guest, seconds: float, tmp: Path) -> Result:
     """Exits/s with every IN hooked and published through mosquitto; events a subscriber got."""
-    broker = start_broker(tmp / "mosquitto")
     vm = f'[[kvm.vm]]\nname = "bench"\nimage = "{guest.path}"\nentry = {guest.entry}\n'
-    agent = start_agent(
-        "bench-kvm",
-        broker,
-        tmp / "agent",
-        backend="kvm",
-        extra_toml=vm,
-        mqtt_extra="batch_max = 2000\n",
-    )
-    received = 0
-    try:
-        async with (
-            aiomqtt.Client("127.0.0.1", broker.port, protocol=aiomqtt.ProtocolVersion.V5) as sub,
-            grpc.aio.insecure_channel(agent.address) as channel,
-        ):
-            await sub.subscribe("ioin/v1/bench-kvm/events/#", qos=1)
-
-            async def count() -> None:
-                nonlocal received
-                async for msg in sub.messages:
-                    assert isinstance(msg.payload, bytes)
-                    received += batch_size(events_pb2.EventBatch.FromString(msg.payload))
-
-            counter = asyncio.create_task(count())
-            stub = agent_pb2_grpc.AgentStub(channel)
-            hook = await stub.SetHook(agent_pb2.SetHookRequest(command=f"!ioin {LOOP_PORT:#x}"))
-            await asyncio.sleep(0.5)
-            exits0, t0 = (await _counters(stub))["kvm_io_exits"], time.monotonic()
-            await asyncio.sleep(seconds)
-            exits1, t1 = (await _counters(stub))["kvm_io_exits"], time.monotonic()
-            await stub.DisableHook(agent_pb2.HookRef(id=hook.hook.spec.id))
-            expected = await _drained(stub)
-            deadline = time.monotonic() + 60
-            while received < expected and time.monotonic() < deadline:  # noqa: ASYNC110
-                await asyncio.sleep(0.2)
-            counter.cancel()
-            await asyncio.gather(counter, return_exceptions=True)
-    finally:
-        agent.stop()
-        broker.stop()
-    return Result(
-        "hook on looped port, via mosquitto", (exits1 - exits0) / (t1 - t0), received, expected
-    )
-
-
-async def _counters(stub: agent_pb2_grpc.AgentAsyncStub) -> dict[str, int]:
-    status = await stub.GetStatus(agent_pb2.GetStatusRequest())
-    return {c.name: c.value for c in status.counters}
-
-
-async def _drained(stub: agent_pb2_grpc.AgentAsyncStub) -> int:
-    """Wait for the spool to empty; the number of events the agent sequenced."""
-    for _ in range(300):
-        c = await _counters(stub)
-        if c["spool_batches"] == 0 and c["events_published"] >= c["events_sequenced"]:
-            return c["events_sequenced"]
-        await asyncio.sleep(0.2)
-    return c["events_sequenced"]
+    async with fleet(tmp, "bench-kvm", "kvm", vm) as f:
+        await f.count()
+        hook_id = await f.hook(f"!ioin {LOOP_PORT:#x}")
+        await asyncio.sleep(0.5)
+        exits0, t0 = (await f.counters())["kvm_io_exits"], time.monotonic()
+        await asyncio.sleep(seconds)
+        exits1, t1 = (await f.counters())["kvm_io_exits"], time.monotonic()
+        await f.disable(hook_id)
+        expected = await f.drained()
+        received = await f.settle(expected)
+    rate = (exits1 - exits0) / (t1 - t0)
+    return Result("hook on looped port, via mosquitto", rate, received, expected)
 
 
 def best(runs: list[Callable[[], float]], rounds: int) -> list[float]:
