@@ -143,14 +143,21 @@ def start_agent(
     extra_toml: str = "",
     mqtt_extra: str = "",
     sim_rate: float = 2000.0,
+    tls: tuple[Path, Path, Path] | None = None,
 ) -> AgentProc:
-    """Write a config for ``host_id`` and start ``ioind`` with it (sim backend by default)."""
+    """Write a config for ``host_id`` and start ``ioind`` with it (sim backend by default).
+
+    ``tls`` = (cert, key, ca) serves gRPC with mutual TLS; otherwise plain gRPC (``insecure``).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = workdir / "agent.toml"
+    grpc_security = (
+        f'cert = "{tls[0]}"\nkey = "{tls[1]}"\nca = "{tls[2]}"\n' if tls else "insecure = true\n"
+    )
     config.write_text(
         f'host = "{host_id}"\nbackend = "{backend}"\nstate_dir = "{workdir / "state"}"\n'
-        f'[grpc]\nlisten = "127.0.0.1:{port}"\ninsecure = true\n'
+        f'[grpc]\nlisten = "127.0.0.1:{port}"\n{grpc_security}'
         f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nbatch_ms = 20\n{mqtt_extra}'
         f"[sim]\nrate = {sim_rate}\nvms = 2\ncores = 2\n{extra_toml}"
     )
