@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Callable
 
 import grpc
@@ -30,19 +31,31 @@ async def set_hook(agent: AgentProc, command: str) -> str:
     return hook_id
 
 
+async def ioinctl_push(command: str, *agents: AgentProc) -> str:
+    """``ioinctl push`` (the real CLI, as a process); the hook id every agent answered."""
+    hosts = ",".join(ag.address for ag in agents)
+    proc = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "controller.cli", "push", command, "--hosts", hosts],
+        *["--insecure", "-o", "json"],
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0
+    ids: set[str] = {row["hook"]["id"] for row in json.loads(out)}
+    assert len(ids) == 1
+    return ids.pop()
+
+
 async def test_hooks_reach_a_subscriber_for_exactly_the_hooked_port_pid_core(
     agent_factory: Callable[..., AgentProc], mosquitto: Broker
 ) -> None:
     a, b = agent_factory("e2e-a"), agent_factory("e2e-b")
     async with collect(mosquitto.port, "ioin/v1/+/events/#") as got:
-        serial = {ag.host_id: await set_hook(ag, "!ioin 0x3f8") for ag in (a, b)}
-        rtc = await set_hook(a, "!ioin 0x70 pid 2 core 1")
+        serial = await ioinctl_push("!ioin 0x3f8", a, b)
+        rtc = await ioinctl_push("!ioin 0x70 pid 2 core 1", a)
         await asyncio.sleep(2.0)
-    assert got.hosts() == {"e2e-a", "e2e-b"}
-    for hook_id in set(serial.values()):
-        evs = got.for_hook(hook_id)
-        assert evs, f"no events for {hook_id}"
-        assert {(e.dir, e.port) for e in evs} == {(Direction.IN, 0x3F8)}
+    assert {g.host for g in got.events if g.event.hook_id == serial} == {"e2e-a", "e2e-b"}
+    assert {(e.dir, e.port) for e in got.for_hook(serial)} == {(Direction.IN, 0x3F8)}
     rtc_events = got.for_hook(rtc)
     assert rtc_events
     assert {(e.dir, e.port, e.vm, e.vcpu) for e in rtc_events} == {(Direction.IN, 0x70, 2, 1)}
@@ -55,11 +68,14 @@ async def test_removing_a_hook_stops_its_events(
     agent_factory: Callable[..., AgentProc], mosquitto: Broker
 ) -> None:
     a = agent_factory("e2e-rm")
-    hook_id = await set_hook(a, "!ioin 0x3f8")
+    hook_id = await ioinctl_push("!ioin 0x3f8", a)
     await asyncio.sleep(0.5)
-    channel, s = stub(a)
-    async with channel:
-        await s.RemoveHook(agent_pb2.HookRef(id=hook_id), timeout=5)
+    rm = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "controller.cli", "hooks", "rm", hook_id],
+        *["--hosts", a.address, "--insecure"],
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    assert await rm.wait() == 0
     await asyncio.sleep(0.3)  # batches cut before the removal may still be in flight
     async with collect(mosquitto.port, "ioin/v1/e2e-rm/events/#") as got:
         await asyncio.sleep(1.5)
