@@ -208,14 +208,13 @@ def is_plain(ev: Event) -> bool:
 
 def pack_columns(evs: list[Event], out: events_pb2.EventColumns) -> None:
     """Fill ``out`` with plain events (:func:`is_plain`), one packed array per field."""
-    hooks: dict[str, int] = {}
-    names: dict[str, int] = {}
-    hook_ix = [hooks.setdefault(e.hook_id, len(hooks)) for e in evs]
-    name_ix = [names.setdefault(e.vm_name, len(names)) for e in evs]
+    hooks = {h: i for i, h in enumerate(dict.fromkeys([e.hook_id for e in evs]))}
+    names = {n: i for i, n in enumerate(dict.fromkeys([e.vm_name for e in evs]))}
     out.hook_ids.extend(hooks)
     out.vm_names.extend(names)
-    out.hook.extend(hook_ix)
-    out.vm_name.extend(name_ix)
+    # batches are cut per hook: one hook id is the common case
+    out.hook.extend([0] * len(evs) if len(hooks) == 1 else [hooks[e.hook_id] for e in evs])
+    out.vm_name.extend([names[e.vm_name] for e in evs])
     out.seq.extend([e.seq for e in evs])
     out.ts.extend([e.ts for e in evs])
     out.port.extend([e.port for e in evs])
@@ -304,7 +303,7 @@ def unpack_columns(cols: events_pb2.EventColumns) -> list[Event]:
 def pack_batch(host: str, epoch: str, evs: list[Event]) -> events_pb2.EventBatch:
     """An EventBatch: plain events in columns, the rest as Event messages."""
     batch = events_pb2.EventBatch(host=host, epoch=epoch)
-    plain = [e for e in evs if is_plain(e)]
+    plain = [e for e in evs if not (e.data or e.regs or e.rip is not None or e.break_id)]
     if len(plain) != len(evs):
         add = batch.events.add
         for e in evs:

@@ -23,6 +23,7 @@ from agent.wire import agent_pb2
 __all__ = ["SimBackend"]
 
 TICK_S = 0.01  # generation granularity: rate * 10 ms accesses per tick
+CHUNK = 2048  # accesses generated between two yields to the event loop
 CACHE_MAX = 1 << 16  # (dir, port, vm, core) -> rules entries kept between table changes
 IN, OUT = Direction.IN, Direction.OUT
 
@@ -131,10 +132,13 @@ class SimBackend:
             if self._plain_version != table.version:
                 self._plain = {r.id for r in table.rules() if _is_plain(r)}
                 self._plain_version = table.version
-            events = self._step(table, n) if n else []
+            for chunk in range(0, n, CHUNK):  # share the loop with the pipeline and publisher
+                events = self._step(table, min(CHUNK, n - chunk))
+                if events:
+                    sink(events)
+                if n > CHUNK:
+                    await asyncio.sleep(0)
             self.accesses += n
-            if events:
-                sink(events)
             next_tick += TICK_S
             delay = next_tick - time.monotonic()
             if delay < -1.0:  # far behind (suspended, overloaded): don't try to catch up
