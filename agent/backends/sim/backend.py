@@ -102,7 +102,10 @@ class SimBackend:
         self.accesses = 0
         self.resumed = 0
         self._names = [f"sim-{i}" for i in range(config.vms + 1)]
-        self._cache: dict[tuple[Direction, int, int, int], tuple[HookRule, ...]] = {}
+        # (dir, port, vm, core) -> (ids of logging-only hooks, hooks with actions)
+        self._cache: dict[
+            tuple[Direction, int, int, int], tuple[tuple[str, ...], tuple[HookRule, ...]]
+        ] = {}
         self._cache_version = -1
         self._plain: set[str] = set()  # hooks that only log, at the pre stage: the fast path
         self._plain_version = -1
@@ -156,41 +159,37 @@ class SimBackend:
         paused = {(vm, core) for vm, core, _ in self._paused.values()}
         now = time.time_ns()
         events: list[Event] = []
+        append = events.append
         for port, w in zip(ports, words, strict=True):
             d = OUT if (w >> 40) & 0xFFFF < out_below else IN
             vm = 1 + ((w >> 24) & 0xFFFF) % vms
             core = ((w >> 8) & 0xFFFF) % cores
             key = (d, port, vm, core)
-            rules = cache.get(key)
-            if rules is None:
-                rules = cache[key] = tuple(table.match(d, port, vm, core))
-            if not rules or (paused and (vm, core) in paused):
+            entry = cache.get(key)
+            if entry is None:
+                entry = cache[key] = self._classify(table.match(d, port, vm, core))
+            plain_ids, acting = entry
+            if (not plain_ids and not acting) or (paused and (vm, core) in paused):
                 continue
-            for rule in rules:
-                if rule.id in self._plain:
-                    events.append(
-                        Event(
-                            rule.id,
-                            now,
-                            d,
-                            port,
-                            1,
-                            1,
-                            False,
-                            False,
-                            w & 0xFF,
-                            (),
-                            vm,
-                            names[vm],
-                            core,
-                            core,
-                        )
+            name, value = names[vm], w & 0xFF
+            for hook_id in plain_ids:  # positional: the cheapest way to build the record
+                append(
+                    Event(
+                        hook_id, now, d, port, 1, 1, False, False, value, (), vm, name, core, core
                     )
-                    continue
+                )
+            for rule in acting:
                 events.extend(self._fire(rule, gen.access(port, w), now))
                 if rule.break_:
                     paused.add((vm, core))
         return events
+
+    def _classify(self, rules: list[HookRule]) -> tuple[tuple[str, ...], tuple[HookRule, ...]]:
+        """Split the rules an access triggers: ids of those that only log, and the others."""
+        return (
+            tuple(r.id for r in rules if r.id in self._plain),
+            tuple(r for r in rules if r.id not in self._plain),
+        )
 
     def _fire(self, rule: HookRule, a: Access, now: int) -> list[Event]:
         stages = (Stage.PRE, Stage.POST) if rule.stage is Stage.ALL else (rule.stage,)
