@@ -7,6 +7,7 @@ a restart restores hooks, and no consumer is disturbed by foreign payloads.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -127,7 +128,10 @@ async def test_a_flood_keeps_memory_bounded_and_drops_equal_gaps(
     agent = agent_factory(
         "fault-flood", broker=broker, sim_rate=60_000, extra_toml="", mqtt_extra="spool_mb = 4\n"
     )
-    async with collect_durable(broker.port, "ioin/v1/fault-flood/events/#", "t-flood") as got:
+    async with (
+        collect_durable(broker.port, "ioin/v1/fault-flood/events/#", "t-flood") as got,
+        collect_durable(broker.port, "ioin/v1/fault-flood/notices", "t-flood-n") as notices,
+    ):
         broker.stop()  # the broker takes nothing: everything above the spool cap must drop
         hook_ids = await push(agent, *ALL_PORTS)
         await asyncio.sleep(8)
@@ -137,10 +141,15 @@ async def test_a_flood_keeps_memory_bounded_and_drops_equal_gaps(
         final = await drained(agent, within=60)
         kept = final["events_sequenced"] - final["events_dropped_spool"]
         await got.settle("fault-flood", kept)
+        await asyncio.sleep(1.5)  # the drops notice goes out at most once a second
     received = set(next(iter(got.seqs("fault-flood").values())))
     gaps = final["events_sequenced"] - len(received)
     assert final["events_dropped_spool"] > 0, "the flood must exceed the 4 MB spool"
     assert gaps == final["events_dropped_spool"]
+    drops = [json.loads(p) for _, p in notices.other]
+    drops = [d for d in drops if d["kind"] == "drops" and d["stage"] == "spool"]
+    assert drops, "the drops were announced on the notices topic"
+    assert max(d["total"] for d in drops) == final["events_dropped_spool"]
     assert rss_kib < 100 * 1024, f"agent RSS {rss_kib} KiB over the 100 MB bound"
 
 
