@@ -190,3 +190,29 @@ async def test_junk_on_an_event_topic_disturbs_neither_watch_nor_others(
     assert "junk" in err.lower() or "malformed" in err.lower() or "ignored" in err.lower()
     assert agent.proc is not None
     assert agent.proc.poll() is None
+
+
+async def test_catch_up_after_an_outage_is_paced(
+    agent_factory: Callable[..., AgentProc], fresh_mosquitto: Broker
+) -> None:
+    agent = agent_factory(
+        "fault-pace",
+        broker=fresh_mosquitto,
+        sim_rate=5000,
+        mqtt_extra="batch_max = 100\ncatchup_rate = 25\n",
+    )
+    fresh_mosquitto.stop()
+    hook_ids = await push(agent, "!ioin")
+    await asyncio.sleep(1.5)
+    await disable(agent, hook_ids)
+    await asyncio.sleep(0.3)
+    backlog = (await counters(agent))["spool_batches"]
+    assert backlog >= 40
+    fresh_mosquitto.start()
+    async with asyncio.timeout(30):  # time the replay from the reconnect, not the backoff
+        while (await counters(agent))["broker_connects"] < 2:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    start = asyncio.get_running_loop().time()
+    await drained(agent)
+    elapsed = asyncio.get_running_loop().time() - start
+    assert elapsed >= 0.9 * backlog / 25, f"{backlog} batches replayed in {elapsed:.2f} s"
