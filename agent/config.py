@@ -56,8 +56,11 @@ class MqttConfig:
     username: str = ""
     password: str = ""
     format: str = "protobuf"  # protobuf | json
-    batch_max: int = 1000  # events per EventBatch
-    batch_ms: int = 50  # longest an event waits for its batch to fill
+    # Chosen by bench/bench_pipeline.py sweeps on this 2-core machine: a flood peaks at 2000
+    # events per batch (250: 0.52x, 1000: 0.73x, 4000: 0.97x of 2000's rate), and at 50k events/s
+    # p99 latency is 39 ms with 20 ms batches against 77 ms with 50 ms.
+    batch_max: int = 2000  # events per EventBatch
+    batch_ms: int = 20  # longest an event waits for its batch to fill
     spool_mb: int = 256  # event batches on disk waiting for PUBACK; oldest dropped beyond
     max_inflight: int = 32  # QoS 1 publishes awaiting PUBACK at once
     catchup_rate: float = 200.0  # batches/s while replaying a backlog after an outage

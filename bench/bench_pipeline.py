@@ -96,12 +96,13 @@ def rss_mib(pid: int) -> float:
 
 
 async def run_agent(
-    broker: Broker, work: Path, name: str, rate: float, latency: bool
+    broker: Broker, work: Path, name: str, rate: float, latency: bool, mqtt: str = ""
 ) -> tuple[float, list[float], float]:
-    agent = start_agent(name, broker, work / name, sim_rate=rate, mqtt_extra="batch_max = 2000\n")
+    """Run an agent (the given [mqtt] keys over the defaults), measure what a subscriber gets."""
+    agent = start_agent(name, broker, work / name, sim_rate=rate, mqtt_extra=mqtt)
     try:
         await hook_everything(agent)
-        got, lat = await asyncio.wait_for(subscribe(broker, name, 8.0, 2.0, latency), 60)
+        got, lat = await asyncio.wait_for(subscribe(broker, name, 6.0, 2.0, latency), 60)
         return got, lat, rss_mib(agent.pid)
     finally:
         agent.stop()

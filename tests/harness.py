@@ -150,6 +150,8 @@ def start_agent(
     ``tls`` = (cert, key, ca) serves gRPC with mutual TLS; otherwise plain gRPC (``insecure``).
     """
     workdir.mkdir(parents=True, exist_ok=True)
+    if "batch_ms" not in mqtt_extra:
+        mqtt_extra = "batch_ms = 20\n" + mqtt_extra  # tests: short batches, quick assertions
     port = free_port()
     config = workdir / "agent.toml"
     grpc_security = (
@@ -158,7 +160,7 @@ def start_agent(
     config.write_text(
         f'host = "{host_id}"\nbackend = "{backend}"\nstate_dir = "{workdir / "state"}"\n'
         f'[grpc]\nlisten = "127.0.0.1:{port}"\n{grpc_security}'
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nbatch_ms = 20\n{mqtt_extra}'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n{mqtt_extra}'
         f"[sim]\nrate = {sim_rate}\nvms = 2\ncores = 2\n{extra_toml}"
     )
     agent = AgentProc(host_id, port, workdir, config)
