@@ -1,6 +1,6 @@
 """Hook semantics on a port-I/O exit, HyperDbg's ``!ioin`` / ``!ioout`` done on KVM.
 
-For an exit whose port has a rule, :meth:`HookedIo.io` fetches the registers and decodes the
+For an exit whose port has a rule, :meth:`HookedIo.io` reads the registers and decodes the
 instruction, then, for the matching rules (newest first):
 
 - **pre** rules run before emulation: an OUT's ``set`` changes what is written; ``sc on`` skips
@@ -14,6 +14,13 @@ instruction, then, for the matching rules (newest first):
 Events carry the registers *at the exit*. For string I/O each event carries every element of that
 exit: KVM hands one exit up to a page (and 1 KiB) of INS elements and advances RDI/RCX itself when
 the guest resumes; OUTS exits once per element, with RSI/RCX already advanced in the registers.
+
+Cost: a hooked exit is paid twice (the vCPU thread holds the GIL the event loop needs), so the
+work per exit is decided once per table version and port (:class:`Plan`: the matching rules,
+and whether any of them can change the access — observe-only rules take :meth:`HookedIo._observe`,
+no second pass over values); registers come from the ``kvm_run`` sync area with one
+``unpack_from``; a register dict is shared by consecutive exits with identical registers (a
+polling loop) — events never mutate it; instructions are decoded once per RIP (:meth:`insn`).
 """
 
 from __future__ import annotations
@@ -31,29 +38,70 @@ from agent.hooks.table import HookRule, HookTable
 from agent.model import Direction, Stage
 
 if TYPE_CHECKING:
+    import mmap
+
     from agent.backends.kvm.runner import Breaks, VcpuRunner
 
-__all__ = ["HookedIo"]
+__all__ = ["HookedIo", "Plan"]
 
-_REGS = struct.Struct("<18Q")
+_REGS = struct.Struct("<18Q")  # asm/kvm.h struct kvm_regs, S.REG_NAMES order
+_RIP, _RDX, _RFLAGS = 16, 3, 17  # indexes in S.REG_NAMES
+_SEG, _SR = S.KvmSegment, S.KvmSregs
+# asm/kvm.h struct kvm_sregs: cs.base, cs.l, cr0, cr3, efer — what the decode needs from it
+_MODE = struct.Struct(
+    f"<Q{_SEG.l.offset - 8}xB{_SR.cr0.offset - _SEG.l.offset - 1}xQ"
+    f"{_SR.cr3.offset - _SR.cr0.offset - 8}xQ{_SR.efer.offset - _SR.cr3.offset - 8}xQ"
+)
 _MASK = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFF_FFFF}
+_ONES = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFF_FFFF}
 CR0_PG = 1 << 31  # SDM vol. 3, 2.5
 EFER_LMA = 1 << 10
 RFLAGS_DF = 1 << 10  # direction flag: string ops go down (SDM vol. 1, 3.4.3)
+INSN_CACHE_MAX = 4096  # decoded instructions kept per VM (cleared when full)
+FLUSH_NS = 5_000_000  # the longest an event waits in a vCPU thread while exits keep coming
+IN, OUT, PRE, POST = Direction.IN, Direction.OUT, Stage.PRE, Stage.POST
+
+
+class Plan:
+    """What an exit on one (direction, port) of one vCPU needs, for one table version."""
+
+    __slots__ = ("post", "pre", "rules", "simple")
+
+    def __init__(self, rules: list[HookRule]) -> None:
+        self.rules = rules  # matching rules, newest first
+        self.pre = tuple(r for r in rules if r.stage & PRE)
+        self.post = tuple(r for r in rules if r.stage & POST)
+        # observe-only: no rule skips, sets a value or breaks, so events are all there is to do
+        self.simple = not any(r.short_circuit or r.break_ or r.set_value is not None for r in rules)
 
 
 class _Access:
     """What one hooked exit is about, shared by its events."""
 
-    def __init__(self, runner: VcpuRunner, is_in: bool, size: int, port: int, count: int) -> None:
-        vcpu = runner.vcpu
-        self.regs = vcpu.exit_regs()
-        self.sregs = vcpu.exit_sregs()
-        self.long = bool(self.sregs.efer & EFER_LMA and self.sregs.cs.l)
-        self.paging = bool(self.sregs.cr0 & CR0_PG)
-        self.is_in, self.size, self.port, self.count = is_in, size, port, count
-        self.regs_map = dict(zip(S.REG_NAMES, _REGS.unpack(self.regs), strict=True))
+    __slots__ = (
+        "count", "cr3", "cs_base", "is_in", "long", "paging", "port", "regs", "regs_map", "size",
+        "ts",
+    )  # fmt: skip
+
+    def __init__(self, hooked: HookedIo, runner: VcpuRunner, is_in: bool, size: int, port: int,
+                 count: int) -> None:  # fmt: skip
         self.ts = time.time_ns()
+        vcpu = runner.vcpu
+        if vcpu.synced:  # straight from kvm_run's sync area: no ctypes, no ioctl
+            regs = _REGS.unpack_from(vcpu.run_map, S.RUN_SYNC_REGS_OFFSET)
+            cs_base, cs_l, cr0, cr3, efer = _MODE.unpack_from(vcpu.run_map, S.RUN_SYNC_SREGS_OFFSET)
+        else:
+            regs = _REGS.unpack(vcpu.get_regs())
+            sregs = vcpu.get_sregs()
+            cs_base, cs_l, cr0, cr3, efer = (sregs.cs.base, sregs.cs.l, sregs.cr0, sregs.cr3,
+                                             sregs.efer)  # fmt: skip
+        self.regs = regs
+        self.regs_map = hooked.regs_map(regs)
+        self.long = bool(efer & EFER_LMA and cs_l)
+        self.paging = bool(cr0 & CR0_PG)
+        self.cs_base = 0 if self.long else cs_base
+        self.cr3 = cr3 if self.paging else -1
+        self.is_in, self.size, self.port, self.count = is_in, size, port, count
 
 
 class HookedIo:
@@ -68,11 +116,32 @@ class HookedIo:
         self.vm_name = vm_name
         self.break_timeout = break_timeout
         self.notify = lambda kind, fields: None  # replaced by the VM: outlet.notice
+        # (is_in, rip, cs base, cr3, long, port, dx == port) -> (mapping, offset, bytes, insn)
+        self._insns: dict[tuple[object, ...], tuple[mmap.mmap, int, bytes, Insn]] = {}
+        self._last_regs: tuple[int, ...] = ()
+        self._last_map: dict[str, int] = {}
 
     @staticmethod
     def ports(table: HookTable) -> tuple[frozenset[int] | None, frozenset[int] | None]:
         """Ports worth a ``match`` per direction (None: every port)."""
         return table.hooked_ports(Direction.IN), table.hooked_ports(Direction.OUT)
+
+    def plan(self, runner: VcpuRunner, is_in: bool, port: int) -> Plan:
+        """The rules of this access (cached per runner until the table changes)."""
+        key = port | is_in << 16
+        plan = runner.plans.get(key)
+        if plan is None:
+            assert runner.table is not None
+            rules = runner.table.match(IN if is_in else OUT, port, self.vm_id, runner.index)
+            plan = runner.plans[key] = Plan(rules)
+        return plan
+
+    def regs_map(self, regs: tuple[int, ...]) -> dict[str, int]:
+        """The register dict of an event (shared while the registers stay the same: a dict of
+        18 ints costs more than the rest of an observe-only exit)."""
+        if regs != self._last_regs:
+            self._last_regs, self._last_map = regs, dict(zip(S.REG_NAMES, regs, strict=True))
+        return self._last_map
 
     # -- memory by linear address ------------------------------------------------------------
 
@@ -90,15 +159,39 @@ class HookedIo:
         if phys is not None:
             self.memory.write(phys, data)
 
-    def decode(self, runner: VcpuRunner, acc: _Access) -> Insn | None:
-        rip = acc.regs.rip
-        cs = 0 if acc.long else acc.sregs.cs.base
+    def insn(self, runner: VcpuRunner, acc: _Access) -> Insn:
+        """The instruction behind the exit, decoded once per RIP and checked against the guest's
+        bytes on every use (self-modifying code is seen). Assumes code does not move to another
+        physical page under an unchanged CR3 (the guest would need a TLB flush: rare enough)."""
+        rip, rdx = acc.regs[_RIP], acc.regs[_RDX]
+        key = (acc.is_in, rip, acc.cs_base, acc.cr3, acc.long, acc.port, rdx & 0xFFFF == acc.port)
+        hit = self._insns.get(key)
+        if hit is not None:
+            mapping, off, code, cached = hit
+            if mapping[off : off + len(code)] == code:
+                return cached
+        linear, code, insn = self.decode(runner, acc)
+        if insn is None:
+            return Insn(rip, 0, acc.count > 1, False)
+        phys = runner.vcpu.translate(linear) if acc.paging else linear & 0xFFFF_FFFF
+        found = None if phys is None else self.memory.find(phys)
+        if found is not None and found[1] + len(code) <= found[0].offset + found[0].size:
+            if len(self._insns) >= INSN_CACHE_MAX:
+                self._insns.clear()
+            self._insns[key] = (found[0].mapping, found[1], code, insn)
+        return insn
+
+    def decode(self, runner: VcpuRunner, acc: _Access) -> tuple[int, bytes, Insn | None]:
+        """Decode from guest memory: (linear address of the bytes used, the bytes, insn)."""
+        rip, cs = acc.regs[_RIP], acc.cs_base
         if not acc.is_in and out_rip_advances():
             before = self.read_linear(runner, acc, cs + rip - 3, 3)
-            insn = decode_out_before(before, rip, acc.port, acc.regs.rdx)
-            if insn is not None:
-                return insn
-        return decode_at(self.read_linear(runner, acc, cs + rip, 15), rip, acc.is_in, acc.long)
+            out = decode_out_before(before, rip, acc.port, acc.regs[_RDX])
+            if out is not None:
+                return cs + rip - 3, before, out
+        code = self.read_linear(runner, acc, cs + rip, 15)
+        insn = decode_at(code, rip, acc.is_in, acc.long)
+        return cs + rip, code[: insn.length if insn else 0], insn
 
     # -- the hook path -----------------------------------------------------------------------
 
@@ -106,23 +199,23 @@ class HookedIo:
         self, runner: VcpuRunner, is_in: bool, size: int, port: int, count: int, off: int
     ) -> None:
         """Handle a port-I/O exit on a hooked port (see the module docstring)."""
-        assert runner.table is not None
-        direction = Direction.IN if is_in else Direction.OUT
-        rules = runner.table.match(direction, port, self.vm_id, runner.index)
-        if not rules:
+        plan = self.plan(runner, is_in, port)
+        if not plan.rules:
             if is_in:
                 runner.emulate_in(size, port, count, off)
             else:
                 runner.emulate_out(size, port, count, off)
             return
-        acc = _Access(runner, is_in, size, port, count)
-        insn = self.decode(runner, acc) or Insn(acc.regs.rip, 0, count > 1, False)
+        acc = _Access(self, runner, is_in, size, port, count)
+        insn = self.insn(runner, acc)
+        if plan.simple:
+            self._observe(runner, plan, acc, insn, off)
+            return
         values = [] if is_in else runner.get_values(size, count, off)
         skip = False
-        for rule in rules:
-            if rule.stage & Stage.PRE:
-                skip |= rule.short_circuit
-                values = self._fire(runner, acc, insn, rule, Stage.PRE, values)
+        for rule in plan.pre:
+            skip |= rule.short_circuit
+            values = self._fire(runner, acc, insn, rule, PRE, values)
         if skip:
             self._skip(runner, acc, insn, off)
             return
@@ -130,14 +223,40 @@ class HookedIo:
             forced = values  # a pre-stage resume value replaces what is read
             values = [runner.bus.read(port, size) & _MASK[size] for _ in range(count)]
             values = forced or values
-        for rule in rules:
-            if rule.stage & Stage.POST:
-                values = self._fire(runner, acc, insn, rule, Stage.POST, values)
+        for rule in plan.post:
+            values = self._fire(runner, acc, insn, rule, POST, values)
         if is_in:
             runner.put_values(size, off, values)
         else:
             for value in values:
                 runner.bus.write(port, size, value)
+
+    def _observe(self, runner: VcpuRunner, plan: Plan, acc: _Access, insn: Insn, off: int) -> None:
+        """An exit whose rules only observe: events, then (IN) or around (OUT) the emulation."""
+        is_in, size, port, count = acc.is_in, acc.size, acc.port, acc.count
+        ts, regs, vm, name, vcpu = acc.ts, acc.regs_map, self.vm_id, self.vm_name, runner.index
+        string, rep, rip = insn.string, insn.rep, insn.start
+        direction = IN if is_in else OUT
+        events = runner.events
+        if not events:
+            runner.batch_started(ts)
+        if is_in:
+            for rule in plan.pre:  # the value is not known yet
+                events.append(Event(rule.id, ts, direction, port, size, count, string, rep, 0,
+                                    (), vm, name, vcpu, -1, rip, regs, PRE))  # fmt: skip
+            values = runner.emulate_in(size, port, count, off)
+        else:
+            values = runner.get_values(size, count, off)
+        data = tuple(values) if string else ()
+        for rule in plan.pre if not is_in else ():
+            events.append(Event(rule.id, ts, direction, port, size, count, string, rep, values[0],
+                                data, vm, name, vcpu, -1, rip, regs, PRE))  # fmt: skip
+        if not is_in:
+            runner.emulate_out(size, port, count, off)
+        for rule in plan.post:
+            events.append(Event(rule.id, ts, direction, port, size, count, string, rep, values[0],
+                                data, vm, name, vcpu, -1, rip, regs, POST))  # fmt: skip
+        runner.events_added(ts)
 
     def _fire(
         self, runner: VcpuRunner, acc: _Access, insn: Insn, rule: HookRule, stage: Stage,
@@ -146,22 +265,20 @@ class HookedIo:
         """One event for ``rule`` at ``stage``; returns the (possibly changed) values."""
         mask = _MASK[acc.size]
         value_set = None
-        changes = (stage is Stage.POST) if acc.is_in else (stage is Stage.PRE)
+        changes = (stage is POST) if acc.is_in else (stage is PRE)
         if changes and rule.set_value is not None:
             value_set = rule.set_value & mask
             values = [value_set] * acc.count
         ev = Event(
-            hook_id=rule.id, ts=acc.ts, dir=Direction.IN if acc.is_in else Direction.OUT,
-            port=acc.port, size=acc.size, count=acc.count, string=insn.string, rep=insn.rep,
-            value=values[0] if values else 0, data=tuple(values) if insn.string else (),
-            vm=self.vm_id, vm_name=self.vm_name, vcpu=runner.index, rip=insn.start,
-            regs=acc.regs_map, stage=stage, value_set=value_set,
-            skipped=rule.short_circuit and stage is Stage.PRE,
+            rule.id, acc.ts, IN if acc.is_in else OUT, acc.port, acc.size, acc.count, insn.string,
+            insn.rep, values[0] if values else 0, tuple(values) if insn.string else (),
+            self.vm_id, self.vm_name, runner.index, -1, insn.start, acc.regs_map, stage,
+            value_set, rule.short_circuit and stage is PRE,
         )  # fmt: skip
         runner.add_event(ev)
         if rule.break_:
             value = self._break(runner, acc, rule, ev)
-            if value is not None and (acc.is_in or stage is Stage.PRE):
+            if value is not None and (acc.is_in or stage is PRE):
                 values = [value & mask] * acc.count
         return values
 
@@ -186,11 +303,11 @@ class HookedIo:
         """Complete the exit without letting the guest run, then undo its effects."""
         if not acc.is_in and not insn.string:
             return  # a plain OUT: not emulating it is skipping it
-        saved, dest, old = S.KvmRegs.from_buffer_copy(acc.regs), 0, b""
+        saved, dest, old = S.KvmRegs(*acc.regs), 0, b""
         if acc.is_in and insn.string:
             n = acc.size * acc.count
-            dest = acc.regs.rdi - (n - acc.size if acc.regs.rflags & RFLAGS_DF else 0)
-            dest += 0 if acc.long else acc.sregs.es.base
+            dest = saved.rdi - (n - acc.size if saved.rflags & RFLAGS_DF else 0)
+            dest += 0 if acc.long else runner.vcpu.exit_sregs().es.base
             old = self.read_linear(runner, acc, dest, n)
         runner.vcpu.kvm_run.immediate_exit = 1
         runner.vcpu.run_raw()  # completes the pending I/O, returns EINTR before guest code

@@ -8,9 +8,10 @@ sets ``kvm_run.immediate_exit`` and sends SIGUSR1 (whose Python handler is a no-
 The hot path is the port-I/O exit with no matching hook: read the exit with one
 ``struct.unpack_from`` on the ``kvm_run`` mapping, look the port up in the bus's table, answer,
 re-enter — no allocation, no register fetch. Only when the hook table has a rule for the port
-does the loop call ``HookTable.match``, fetch registers (KVM_GET_REGS / KVM_GET_SREGS) and decode
-the instruction (:mod:`.hooks`). Events collect in a per-thread list and reach asyncio in batches
-(every ``FLUSH_EVENTS`` events or ``FLUSH_SECONDS``, and before the thread blocks).
+does the loop hand the exit to :mod:`.hooks` (rules per port cached in :attr:`VcpuRunner.plans`
+until the table changes). Events collect in a per-thread list and reach asyncio in batches
+(every ``FLUSH_EVENTS`` events or ``FLUSH_SECONDS``, and before the thread blocks): few, large
+hand-offs, since each one costs the event loop a wake-up.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from agent.errors import AgentError, BackendError, KvmError
 from agent.hooks.table import HookTable
 
 if TYPE_CHECKING:
-    from agent.backends.kvm.hooks import HookedIo
+    from agent.backends.kvm.hooks import HookedIo, Plan
     from agent.events import Event
 
 __all__ = [
@@ -54,8 +55,9 @@ __all__ = [
 ]
 
 KICK_SIGNAL = signal.SIGUSR1
-FLUSH_EVENTS = 512  # events per batch at most
+FLUSH_EVENTS = 2048  # events per batch at most
 FLUSH_SECONDS = 0.005  # the longest an event waits in a vCPU thread (while exits keep coming)
+FLUSH_NS = int(FLUSH_SECONDS * 1e9)
 HLT_WAIT_SECONDS = 0.01  # HLT with interrupts on: nothing will interrupt it; retry this often
 FLOOD_WINDOW = 1 << 16  # exits between two flood checks
 COUNT_EVERY = 0x3FF  # the loop publishes its exit counter every 1024 exits (and on slow paths)
@@ -193,6 +195,8 @@ class VcpuRunner:
         self.commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self.events: list[Event] = []
         self.pending_since = 0.0  # monotonic time of the oldest unflushed event (0: none)
+        self._first_ts = 0  # its Event.ts: the hot path compares timestamps it already has
+        self.plans: dict[int, Plan] = {}  # hooks.HookedIo.plan's cache, per table version
         self.pic: Pic | None = None  # the interrupt controller this vCPU takes IRQs from
         self._paused = False
         self._alive = False
@@ -280,6 +284,7 @@ class VcpuRunner:
             if table.version != version:
                 version = table.version
                 in_ports, out_ports = hooked.ports(table)
+                self.plans = {}
             if d == S.EXIT_IO_IN:
                 if in_ports is None or port in in_ports:
                     hooked.io(self, True, size, port, count, off)
@@ -313,16 +318,26 @@ class VcpuRunner:
 
     def emulate_in(self, size: int, port: int, count: int, off: int) -> list[int]:
         """Read ``count`` elements from the bus into the data area; returns them."""
+        if count == 1:
+            value = self.bus.read(port, size) & _MASK[size]
+            self.vcpu.run_map[off : off + size] = value.to_bytes(size, "little")
+            return [value]
         values = [self.bus.read(port, size) & _MASK[size] for _ in range(count)]
         self.put_values(size, off, values)
         return values
 
     def emulate_out(self, size: int, port: int, count: int, off: int) -> None:
         """Write the data area's ``count`` elements to the bus."""
+        if count == 1:
+            value = int.from_bytes(self.vcpu.run_map[off : off + size], "little")
+            self.bus.write(port, size, value)
+            return
         for value in self.get_values(size, count, off):
             self.bus.write(port, size, value)
 
     def get_values(self, size: int, count: int, off: int) -> list[int]:
+        if count == 1:
+            return [int.from_bytes(self.vcpu.run_map[off : off + size], "little")]
         return list(struct.unpack_from(f"<{count}{'BHxI'[size - 1]}", self.vcpu.run_map, off))
 
     def put_values(self, size: int, off: int, values: list[int]) -> None:
@@ -337,10 +352,18 @@ class VcpuRunner:
 
     def add_event(self, event: Event) -> None:
         if not self.events:
-            self.pending_since = time.monotonic()
+            self.batch_started(event.ts)
         self.events.append(event)
-        full = len(self.events) >= FLUSH_EVENTS
-        if full or time.monotonic() - self.pending_since >= FLUSH_SECONDS:
+        self.events_added(event.ts)
+
+    def batch_started(self, ts: int) -> None:
+        """The first event of a batch (stamped ``ts``) is about to join :attr:`events`."""
+        self.pending_since = time.monotonic()
+        self._first_ts = ts
+
+    def events_added(self, ts: int) -> None:
+        """Events stamped ``ts`` joined :attr:`events`: flush if the batch is full or old."""
+        if len(self.events) >= FLUSH_EVENTS or ts - self._first_ts >= FLUSH_NS:
             self.flush()
 
     def flush(self) -> None:
