@@ -26,7 +26,7 @@ polling loop) — events never mutate it; instructions are decoded once per RIP 
 from __future__ import annotations
 
 import struct
-import time
+from time import time_ns
 from typing import TYPE_CHECKING
 
 from agent.backends.kvm import _sys as S
@@ -40,6 +40,7 @@ from agent.model import Direction, Stage
 if TYPE_CHECKING:
     import mmap
 
+    from agent.backends.kvm._kvm import Vcpu
     from agent.backends.kvm.runner import Breaks, VcpuRunner
 
 __all__ = ["HookedIo", "Plan"]
@@ -60,6 +61,8 @@ RFLAGS_DF = 1 << 10  # direction flag: string ops go down (SDM vol. 1, 3.4.3)
 INSN_CACHE_MAX = 4096  # decoded instructions kept per VM (cleared when full)
 FLUSH_NS = 5_000_000  # the longest an event waits in a vCPU thread while exits keep coming
 IN, OUT, PRE, POST = Direction.IN, Direction.OUT, Stage.PRE, Stage.POST
+_Mode = tuple[int, ...]  # _MODE's fields
+_InsnKey = tuple[int, _Mode, int]  # (rip, mode, port | is_in << 16 | (dx == port) << 17)
 
 
 class Plan:
@@ -76,32 +79,34 @@ class Plan:
 
 
 class _Access:
-    """What one hooked exit is about, shared by its events."""
+    """What one hooked exit is about, shared by its events (the general path's view)."""
 
     __slots__ = (
         "count", "cr3", "cs_base", "is_in", "long", "paging", "port", "regs", "regs_map", "size",
         "ts",
     )  # fmt: skip
 
-    def __init__(self, hooked: HookedIo, runner: VcpuRunner, is_in: bool, size: int, port: int,
-                 count: int) -> None:  # fmt: skip
-        self.ts = time.time_ns()
-        vcpu = runner.vcpu
-        if vcpu.synced:  # straight from kvm_run's sync area: no ctypes, no ioctl
-            regs = _REGS.unpack_from(vcpu.run_map, S.RUN_SYNC_REGS_OFFSET)
-            cs_base, cs_l, cr0, cr3, efer = _MODE.unpack_from(vcpu.run_map, S.RUN_SYNC_SREGS_OFFSET)
-        else:
-            regs = _REGS.unpack(vcpu.get_regs())
-            sregs = vcpu.get_sregs()
-            cs_base, cs_l, cr0, cr3, efer = (sregs.cs.base, sregs.cs.l, sregs.cr0, sregs.cr3,
-                                             sregs.efer)  # fmt: skip
-        self.regs = regs
-        self.regs_map = hooked.regs_map(regs)
+    def __init__(self, ts: int, regs: tuple[int, ...], regs_map: dict[str, int], mode: _Mode,
+                 is_in: bool, size: int, port: int, count: int) -> None:  # fmt: skip
+        cs_base, cs_l, cr0, cr3, efer = mode
+        self.ts, self.regs, self.regs_map = ts, regs, regs_map
         self.long = bool(efer & EFER_LMA and cs_l)
         self.paging = bool(cr0 & CR0_PG)
         self.cs_base = 0 if self.long else cs_base
         self.cr3 = cr3 if self.paging else -1
         self.is_in, self.size, self.port, self.count = is_in, size, port, count
+
+
+def _fetch(vcpu: Vcpu) -> tuple[tuple[int, ...], _Mode]:
+    """Registers and mode at the exit: from kvm_run's sync area (no ctypes, no ioctl), else by
+    KVM_GET_REGS / KVM_GET_SREGS."""
+    if vcpu.synced:
+        run_map = vcpu.run_map
+        regs = _REGS.unpack_from(run_map, S.RUN_SYNC_REGS_OFFSET)
+        return regs, _MODE.unpack_from(run_map, S.RUN_SYNC_SREGS_OFFSET)
+    sregs = vcpu.get_sregs()
+    mode = (sregs.cs.base, sregs.cs.l, sregs.cr0, sregs.cr3, sregs.efer)
+    return _REGS.unpack(vcpu.get_regs()), mode
 
 
 class HookedIo:
@@ -116,9 +121,8 @@ class HookedIo:
         self.vm_name = vm_name
         self.break_timeout = break_timeout
         self.notify = lambda kind, fields: None  # replaced by the VM: outlet.notice
-        # (is_in, rip, cs base, cr3, long, port, dx == port) -> (mapping, offset, bytes, insn)
-        self._insns: dict[tuple[object, ...], tuple[mmap.mmap, int, bytes, Insn]] = {}
-        self._last_regs: tuple[int, ...] = ()
+        self._insns: dict[_InsnKey, tuple[mmap.mmap, int, bytes, Insn]] = {}  # see insn()
+        self._last_regs: tuple[int, ...] = ()  # the registers of the last hooked exit
         self._last_map: dict[str, int] = {}
 
     @staticmethod
@@ -136,13 +140,6 @@ class HookedIo:
             plan = runner.plans[key] = Plan(rules)
         return plan
 
-    def regs_map(self, regs: tuple[int, ...]) -> dict[str, int]:
-        """The register dict of an event (shared while the registers stay the same: a dict of
-        18 ints costs more than the rest of an observe-only exit)."""
-        if regs != self._last_regs:
-            self._last_regs, self._last_map = regs, dict(zip(S.REG_NAMES, regs, strict=True))
-        return self._last_map
-
     # -- memory by linear address ------------------------------------------------------------
 
     def read_linear(self, runner: VcpuRunner, acc: _Access, linear: int, n: int) -> bytes:
@@ -159,20 +156,22 @@ class HookedIo:
         if phys is not None:
             self.memory.write(phys, data)
 
-    def insn(self, runner: VcpuRunner, acc: _Access) -> Insn:
-        """The instruction behind the exit, decoded once per RIP and checked against the guest's
-        bytes on every use (self-modifying code is seen). Assumes code does not move to another
-        physical page under an unchanged CR3 (the guest would need a TLB flush: rare enough)."""
-        rip, rdx = acc.regs[_RIP], acc.regs[_RDX]
-        key = (acc.is_in, rip, acc.cs_base, acc.cr3, acc.long, acc.port, rdx & 0xFFFF == acc.port)
+    def cached_insn(self, key: _InsnKey) -> Insn | None:
+        """The instruction decoded at ``key`` if the guest's bytes there are unchanged."""
         hit = self._insns.get(key)
-        if hit is not None:
-            mapping, off, code, cached = hit
-            if mapping[off : off + len(code)] == code:
-                return cached
+        if hit is None:
+            return None
+        mapping, off, code, insn = hit
+        return insn if mapping[off : off + len(code)] == code else None
+
+    def insn(self, runner: VcpuRunner, acc: _Access, key: _InsnKey) -> Insn:
+        """Decode the instruction behind the exit and cache it under ``key`` with the bytes it
+        came from; :meth:`cached_insn` checks them on every use, so self-modifying code is seen.
+        Assumes code does not move to another physical page under an unchanged CR3 (the guest
+        would need a TLB flush: rare enough)."""
         linear, code, insn = self.decode(runner, acc)
         if insn is None:
-            return Insn(rip, 0, acc.count > 1, False)
+            return Insn(acc.regs[_RIP], 0, acc.count > 1, False)
         phys = runner.vcpu.translate(linear) if acc.paging else linear & 0xFFFF_FFFF
         found = None if phys is None else self.memory.find(phys)
         if found is not None and found[1] + len(code) <= found[0].offset + found[0].size:
@@ -199,18 +198,28 @@ class HookedIo:
         self, runner: VcpuRunner, is_in: bool, size: int, port: int, count: int, off: int
     ) -> None:
         """Handle a port-I/O exit on a hooked port (see the module docstring)."""
-        plan = self.plan(runner, is_in, port)
+        plan = runner.plans.get(port | is_in << 16) or self.plan(runner, is_in, port)
         if not plan.rules:
             if is_in:
                 runner.emulate_in(size, port, count, off)
             else:
                 runner.emulate_out(size, port, count, off)
             return
-        acc = _Access(self, runner, is_in, size, port, count)
-        insn = self.insn(runner, acc)
+        ts = time_ns()
+        regs, mode = _fetch(runner.vcpu)
+        if regs != self._last_regs:  # a dict of 18 ints costs more than the rest of an event
+            self._last_regs, self._last_map = regs, dict(zip(S.REG_NAMES, regs, strict=True))
+        regs_map = self._last_map  # shared by exits with the same registers: never mutated
+        key = (regs[_RIP], mode, port | is_in << 16 | (regs[_RDX] & 0xFFFF == port) << 17)
+        acc = None
+        insn = self.cached_insn(key)
+        if insn is None:
+            acc = _Access(ts, regs, regs_map, mode, is_in, size, port, count)
+            insn = self.insn(runner, acc, key)
         if plan.simple:
-            self._observe(runner, plan, acc, insn, off)
+            self._observe(runner, plan, insn, ts, regs_map, is_in, size, port, count, off)
             return
+        acc = acc or _Access(ts, regs, regs_map, mode, is_in, size, port, count)
         values = [] if is_in else runner.get_values(size, count, off)
         skip = False
         for rule in plan.pre:
@@ -231,10 +240,12 @@ class HookedIo:
             for value in values:
                 runner.bus.write(port, size, value)
 
-    def _observe(self, runner: VcpuRunner, plan: Plan, acc: _Access, insn: Insn, off: int) -> None:
+    def _observe(
+        self, runner: VcpuRunner, plan: Plan, insn: Insn, ts: int, regs: dict[str, int],
+        is_in: bool, size: int, port: int, count: int, off: int,
+    ) -> None:  # fmt: skip
         """An exit whose rules only observe: events, then (IN) or around (OUT) the emulation."""
-        is_in, size, port, count = acc.is_in, acc.size, acc.port, acc.count
-        ts, regs, vm, name, vcpu = acc.ts, acc.regs_map, self.vm_id, self.vm_name, runner.index
+        vm, name, vcpu = self.vm_id, self.vm_name, runner.index
         string, rep, rip = insn.string, insn.rep, insn.start
         direction = IN if is_in else OUT
         events = runner.events

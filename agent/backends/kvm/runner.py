@@ -255,7 +255,7 @@ class VcpuRunner:
             self.on_fault(self, kind, detail)
 
     def _loop(self) -> None:
-        fd, run_ioctl, kvm_run_req = self.vcpu.fd, S.ioctl, S.KVM_RUN
+        fd, run_ioctl, kvm_run_req = self.vcpu.fd, S.run_ioctl, S.KVM_RUN
         run_map, unpack = self.vcpu.run_map, _EXIT.unpack_from
         slots, ob_reads, ob_writes = (
             self.bus.slots,
@@ -271,7 +271,7 @@ class VcpuRunner:
         exits = 0
         window_start = time.monotonic()
         while True:
-            if run_ioctl(fd, kvm_run_req, None) < 0:
+            if run_ioctl(fd, kvm_run_req, 0) < 0:
                 self.exits = exits
                 self._interrupted(ctypes.get_errno())
                 continue
