@@ -175,3 +175,40 @@ def test_break_resumes_by_itself_after_the_timeout(
     dev, _ = run_in_out(table, break_timeout=0.2)
     assert collector.kinds("break-timeout")[0]["hook_id"] == "brk"
     assert (1, 0x41) in dev.writes
+
+
+# The same RIP exits twice with different instructions: `in al, dx`, then (patched) `insb`.
+SELF_MODIFYING = """# mode: real
+        .code16
+        .globl _start, site
+_start: mov     $0xe8, %dx
+        push    %cs
+        pop     %es
+        mov     $buf, %di
+        mov     $2, %si
+site:   in      %dx, %al            # becomes insb (0x6c) for the second pass
+        movb    $0x6c, %cs:site
+        dec     %si
+        jnz     site
+        cli
+        hlt
+buf:    .byte   0
+"""
+
+
+def test_decoded_instructions_follow_self_modifying_code(
+    make_vm: MakeVm, asm: Callable[[str, str], Guest], collector: Collector
+) -> None:
+    table = HookTable()
+    hook(table, "in-e8", Direction.IN, port=0xE8, stage=Stage.POST)
+    guest = asm(SELF_MODIFYING, "smc")
+    vm = make_vm(guest, table=table, start=False)
+    vm.bus.register(0xE8, 1, Device())
+    vm.start()
+    assert wait_state(vm, "halted")
+    assert collector.wait(lambda: len(collector.all_events()) == 2)
+    first, second = collector.all_events()
+    assert first.rip == second.rip == guest.symbols["site"]
+    assert (first.string, first.data) == (False, ())
+    assert (second.string, second.data, second.value) == (True, (0x5A,), 0x5A)
+    assert (first.regs["rsi"], second.regs["rsi"]) == (2, 1)  # each exit's own registers
