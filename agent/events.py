@@ -197,16 +197,39 @@ def from_json(obj: Mapping[str, Any]) -> Event:
 # -- batches -------------------------------------------------------------------------------
 # Flag bits of EventColumns.flags (see proto/ioin/v1/events.proto).
 F_OUT, F_POST, F_STRING, F_REP, F_SKIPPED, F_VALUE_SET = 1, 1 << 4, 1 << 5, 1 << 6, 1 << 7, 1 << 8
+F_RIP, F_REGS = 1 << 9, 1 << 10
 _SIZE_SHIFT = 1
 OUT, POST = Direction.OUT, Stage.POST
 
 
-def is_plain(ev: Event) -> bool:
-    """True if ``ev`` fits the columnar form (no data, registers, rip or break id)."""
-    return not (ev.data or ev.regs or ev.rip is not None or ev.break_id)
+def is_plain(ev: Event, reg_names: tuple[str, ...] = ()) -> bool:
+    """True if ``ev`` fits the columnar form: no string-I/O data, no break id, and registers
+    (if any) named exactly ``reg_names``."""
+    return not (ev.data or ev.break_id) and (not ev.regs or tuple(ev.regs) == reg_names)
 
 
-def pack_columns(evs: list[Event], out: events_pb2.EventColumns) -> None:
+def _columnar(evs: list[Event]) -> tuple[list[Event], list[Event], tuple[str, ...]]:
+    """Split a batch into (columnar, as messages, the shared register names)."""
+    names = next((tuple(e.regs) for e in evs if e.regs and not e.data), ())
+    checked: set[int] = set()  # register dicts (alive in evs, so ids are unique) with those names
+    plain, rich = [], []
+    for e in evs:
+        if e.data or e.break_id:
+            rich.append(e)
+            continue
+        regs = e.regs
+        if regs and id(regs) not in checked:
+            if tuple(regs) != names:
+                rich.append(e)
+                continue
+            checked.add(id(regs))
+        plain.append(e)
+    return plain, rich, names
+
+
+def pack_columns(
+    evs: list[Event], out: events_pb2.EventColumns, reg_names: tuple[str, ...] = ()
+) -> None:
     """Fill ``out`` with plain events (:func:`is_plain`), one packed array per field."""
     hooks = {h: i for i, h in enumerate(dict.fromkeys([e.hook_id for e in evs]))}
     names = {n: i for i, n in enumerate(dict.fromkeys([e.vm_name for e in evs]))}
@@ -232,10 +255,20 @@ def pack_columns(evs: list[Event], out: events_pb2.EventColumns) -> None:
             | (F_REP if e.rep else 0)
             | (F_SKIPPED if e.skipped else 0)
             | (0 if e.value_set is None else F_VALUE_SET)
+            | (0 if e.rip is None else F_RIP)
+            | (F_REGS if e.regs else 0)
             for e in evs
         ]
     )
     out.value_set.extend([e.value_set for e in evs if e.value_set is not None])
+    out.rip.extend([e.rip for e in evs if e.rip is not None])
+    if reg_names:
+        out.reg_names.extend(reg_names)
+        values: list[int] = []
+        for e in evs:
+            if e.regs:
+                values.extend(e.regs.values())
+        out.regs.extend(values)
 
 
 def unpack_columns(cols: events_pb2.EventColumns) -> list[Event]:
@@ -260,7 +293,12 @@ def unpack_columns(cols: events_pb2.EventColumns) -> list[Event]:
         raise ValueError("EventColumns: a hook or vm_name index out of its table")
     if sum(1 for f in cols.flags if f & F_VALUE_SET) != len(cols.value_set):
         raise ValueError("EventColumns: value_set does not match the flags")
-    value_sets = iter(cols.value_set)
+    if sum(1 for f in cols.flags if f & F_RIP) != len(cols.rip):
+        raise ValueError("EventColumns: rip does not match the flags")
+    reg_names = list(cols.reg_names)
+    if sum(len(reg_names) for f in cols.flags if f & F_REGS) != len(cols.regs):
+        raise ValueError("EventColumns: regs does not match the flags and reg_names")
+    value_sets, rips, regs = iter(cols.value_set), iter(cols.rip), iter(cols.regs)
     out = []
     for seq, ts, h, port, value, vm, name, vcpu, cpu, count, f in zip(
         cols.seq,
@@ -295,6 +333,9 @@ def unpack_columns(cols: events_pb2.EventColumns) -> list[Event]:
                 value_set=next(value_sets) if f & F_VALUE_SET else None,
                 skipped=bool(f & F_SKIPPED),
                 seq=seq,
+                rip=next(rips) if f & F_RIP else None,
+                # regs is one iterator over every event's values: take this event's share
+                regs=dict(zip(reg_names, regs, strict=False)) if f & F_REGS else {},
             )
         )
     return out
@@ -303,14 +344,16 @@ def unpack_columns(cols: events_pb2.EventColumns) -> list[Event]:
 def pack_batch(host: str, epoch: str, evs: list[Event]) -> events_pb2.EventBatch:
     """An EventBatch: plain events in columns, the rest as Event messages."""
     batch = events_pb2.EventBatch(host=host, epoch=epoch)
-    plain = [e for e in evs if not (e.data or e.regs or e.rip is not None or e.break_id)]
-    if len(plain) != len(evs):
-        add = batch.events.add
-        for e in evs:
-            if not is_plain(e):
-                to_proto(e, add())
+    plain: list[Event] = evs
+    rich: list[Event] = []
+    names: tuple[str, ...] = ()
+    if any(e.data or e.regs or e.break_id for e in evs):  # else: the common, cheapest case
+        plain, rich, names = _columnar(evs)
+    add = batch.events.add
+    for e in rich:
+        to_proto(e, add())
     if plain:
-        pack_columns(plain, batch.columns)
+        pack_columns(plain, batch.columns, names)
     return batch
 
 

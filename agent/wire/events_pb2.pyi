@@ -147,8 +147,8 @@ class EventBatch(_message.Message):
     thousands of events. A batch carries its events in two forms, together one set ordered by
     neither: `columns`, the compact form (parallel packed arrays, no per-event message: encoding
     and decoding cost ~40 ns per field and event instead of ~2 us per Event message), used for
-    every event without string-I/O data, registers, rip or a break id; and `events`, one message
-    each, for those that have them. Consumers read both (agent.events.batch_events does).
+    every event without string-I/O data or a break id (rip and registers included, as packed
+    arrays); and `events`, one message each, for those that have them. Consumers read both (agent.events.batch_events does).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -200,6 +200,9 @@ class EventColumns(_message.Message):
     COUNT_FIELD_NUMBER: _builtins.int
     FLAGS_FIELD_NUMBER: _builtins.int
     VALUE_SET_FIELD_NUMBER: _builtins.int
+    RIP_FIELD_NUMBER: _builtins.int
+    REG_NAMES_FIELD_NUMBER: _builtins.int
+    REGS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hook_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """table: `hook` indexes it"""
@@ -231,11 +234,24 @@ class EventColumns(_message.Message):
     @_builtins.property
     def flags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """bit 0: OUT (else IN); bits 1-3: size in bytes (1, 2, 4); bit 4: post stage (else pre);
-        bit 5: string I/O; bit 6: rep; bit 7: skipped; bit 8: value_set present.
+        bit 5: string I/O; bit 6: rep; bit 7: skipped; bit 8: value_set present; bit 9: rip
+        present; bit 10: registers present.
         """
 
     @_builtins.property
     def value_set(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def rip(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """one per event with flag bit 9, in order"""
+
+    @_builtins.property
+    def reg_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the register names, shared by every event with bit 10"""
+
+    @_builtins.property
+    def regs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """len(reg_names) values per event with flag bit 10, in order"""
+
     def __init__(
         self,
         *,
@@ -253,10 +269,13 @@ class EventColumns(_message.Message):
         count: _abc.Iterable[_builtins.int] | None = ...,
         flags: _abc.Iterable[_builtins.int] | None = ...,
         value_set: _abc.Iterable[_builtins.int] | None = ...,
+        rip: _abc.Iterable[_builtins.int] | None = ...,
+        reg_names: _abc.Iterable[_builtins.str] | None = ...,
+        regs: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "cpu", b"cpu", "flags", b"flags", "hook", b"hook", "hook_ids", b"hook_ids", "port", b"port", "seq", b"seq", "ts", b"ts", "value", b"value", "value_set", b"value_set", "vcpu", b"vcpu", "vm", b"vm", "vm_name", b"vm_name", "vm_names", b"vm_names"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "cpu", b"cpu", "flags", b"flags", "hook", b"hook", "hook_ids", b"hook_ids", "port", b"port", "reg_names", b"reg_names", "regs", b"regs", "rip", b"rip", "seq", b"seq", "ts", b"ts", "value", b"value", "value_set", b"value_set", "vcpu", b"vcpu", "vm", b"vm", "vm_name", b"vm_name", "vm_names", b"vm_names"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

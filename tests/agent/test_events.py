@@ -49,14 +49,20 @@ RICH = [
         seq=3,
     ),
     Event("brk", 14, Direction.IN, 0x60, break_id="b1", seq=4),
+    Event("kvm", 15, Direction.IN, 0x80, rip=0x1002, regs={"rax": 1, "rdx": 0x80}, seq=5),
+    Event("kvm", 16, Direction.IN, 0x80, rip=0x1002, regs={"rax": 2, "rdx": 0x80}, seq=6),
+    Event("kvm", 17, Direction.IN, 0x80, rip=0x1004, regs={"rbx": 2}, seq=7),  # other names
 ]
 
 
 def test_a_batch_round_trips_through_both_forms_in_sequence_order() -> None:
     batch = events_pb2.EventBatch.FromString(pack_batch("h", "e", RICH).SerializeToString())
-    assert len(batch.columns.seq) == 2  # plain events travel as columns
-    assert len(batch.events) == 2  # string I/O data, rip, registers, break id: as messages
-    assert batch_size(batch) == 4
+    # columns: plain events, and rip + registers under the batch's shared register names
+    assert list(batch.columns.seq) == [1, 2, 5, 6]
+    assert list(batch.columns.reg_names) == ["rax", "rdx"]
+    # messages: string I/O data, a break id, registers named otherwise
+    assert [e.seq for e in batch.events] == [3, 4, 7]
+    assert batch_size(batch) == 7
     assert batch_events(batch) == RICH
 
 
