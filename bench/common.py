@@ -8,6 +8,7 @@ baseline, target (a ratio or a bound, as text) and whether the target was met.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from dataclasses import asdict, dataclass
 
@@ -39,4 +40,5 @@ def emit(rows: list[Row]) -> None:
         ratio = "" if r.ratio is None else f"{r.ratio:.3f}"
         met = "" if r.met is None else ("yes" if r.met else "NO")
         table.add_row(r.bench, r.case, f"{r.value:,.1f} {r.unit}", ratio, r.baseline, r.target, met)
-    Console().print(table)
+    # a wide table also when piped (make bench > file): rows must not wrap into noise
+    Console(width=max(170, shutil.get_terminal_size().columns)).print(table)
