@@ -274,20 +274,21 @@ def pack_columns(
 def unpack_columns(cols: events_pb2.EventColumns) -> list[Event]:
     """The events of a columnar block (``ValueError`` if its arrays do not fit together)."""
     hooks, names = list(cols.hook_ids), list(cols.vm_names)
-    n = len(cols.seq)
+    c = cols
     arrays = (
-        cols.ts,
-        cols.hook,
-        cols.port,
-        cols.value,
-        cols.vm,
-        cols.vm_name,
-        cols.vcpu,
-        cols.cpu,
-        cols.count,
-        cols.flags,
+        c.seq,
+        c.ts,
+        c.hook,
+        c.port,
+        c.value,
+        c.vm,
+        c.vm_name,
+        c.vcpu,
+        c.cpu,
+        c.count,
+        c.flags,
     )
-    if any(len(a) != n for a in arrays):
+    if any(len(a) != len(cols.seq) for a in arrays):
         raise ValueError("EventColumns: arrays of different lengths")
     if any(h >= len(hooks) for h in cols.hook) or any(v >= len(names) for v in cols.vm_name):
         raise ValueError("EventColumns: a hook or vm_name index out of its table")
@@ -300,20 +301,7 @@ def unpack_columns(cols: events_pb2.EventColumns) -> list[Event]:
         raise ValueError("EventColumns: regs does not match the flags and reg_names")
     value_sets, rips, regs = iter(cols.value_set), iter(cols.rip), iter(cols.regs)
     out = []
-    for seq, ts, h, port, value, vm, name, vcpu, cpu, count, f in zip(
-        cols.seq,
-        cols.ts,
-        cols.hook,
-        cols.port,
-        cols.value,
-        cols.vm,
-        cols.vm_name,
-        cols.vcpu,
-        cols.cpu,
-        cols.count,
-        cols.flags,
-        strict=True,
-    ):
+    for seq, ts, h, port, value, vm, name, vcpu, cpu, count, f in zip(*arrays, strict=True):
         out.append(
             Event(
                 hooks[h],
