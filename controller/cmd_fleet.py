@@ -13,20 +13,19 @@ import typer
 
 from agent.wire import agent_pb2
 from controller import views
-from controller.client import fan_out
+from controller.client import Targets, fan_out
 from controller.errors import InventoryError, UsageError
 from controller.inventory import Host, Inventory, load_inventory, split_address
 from controller.options import (
     CaOpt,
     CertOpt,
-    HostsOpt,
     InsecureOpt,
     InventoryOpt,
     KeyOpt,
     OutputOpt,
     TimeoutOpt,
+    fleet_command,
     number,
-    targets,
     targets_for,
 )
 from controller.render import Output, report
@@ -36,18 +35,13 @@ __all__ = ["resume", "status", "vm_app"]
 vm_app = typer.Typer(help="VMs of agents whose backend runs its own (kvm).")
 
 
+@fleet_command
 def status(
-    hosts: HostsOpt = None,
-    inventory: InventoryOpt = None,
-    timeout: TimeoutOpt = None,
-    ca: CaOpt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-    insecure: InsecureOpt = False,
-    output: OutputOpt = Output.TABLE,
+    *,
+    t: Targets,
+    output: Output,
 ) -> int:
     """Every agent's version, backend, capabilities, hooks, counters and broker connection."""
-    t = targets(hosts, inventory, timeout, ca=ca, cert=cert, key=key, insecure=insecure)
     request = agent_pb2.GetStatusRequest()
     return report(
         asyncio.run(fan_out(t, lambda s, d: s.GetStatus(request, timeout=d))), views.STATUS, output
@@ -81,18 +75,13 @@ def resume(
 
 
 @vm_app.command("list")
+@fleet_command
 def vm_list(
-    hosts: HostsOpt = None,
-    inventory: InventoryOpt = None,
-    timeout: TimeoutOpt = None,
-    ca: CaOpt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-    insecure: InsecureOpt = False,
-    output: OutputOpt = Output.TABLE,
+    *,
+    t: Targets,
+    output: Output,
 ) -> int:
     """List every agent's VMs."""
-    t = targets(hosts, inventory, timeout, ca=ca, cert=cert, key=key, insecure=insecure)
     request = agent_pb2.ListVmsRequest()
     return report(
         asyncio.run(fan_out(t, lambda s, d: s.ListVms(request, timeout=d))), views.VMS, output
@@ -100,6 +89,7 @@ def vm_list(
 
 
 @vm_app.command("start")
+@fleet_command
 def vm_start(
     name: Annotated[str, typer.Option("--name", help="VM name.")],
     image: Annotated[str, typer.Option("--image", help="Flat binary on the agent's host.")] = "",
@@ -109,14 +99,9 @@ def vm_start(
     entry: Annotated[str, typer.Option("--entry", help="Entry point.")] = "0",
     vcpus: Annotated[int, typer.Option("--vcpus", min=1)] = 1,
     mem_mib: Annotated[int, typer.Option("--mem-mib", min=1)] = 16,
-    hosts: HostsOpt = None,
-    inventory: InventoryOpt = None,
-    timeout: TimeoutOpt = None,
-    ca: CaOpt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-    insecure: InsecureOpt = False,
-    output: OutputOpt = Output.TABLE,
+    *,
+    t: Targets,
+    output: Output,
 ) -> int:
     """Start a VM on every agent (kvm backend)."""
     if bool(image) == bool(bios):
@@ -124,26 +109,20 @@ def vm_start(
     load, start = number("--load-addr", load_addr), number("--entry", entry)
     spec = agent_pb2.VmSpec(name=name, image=image, bios=bios, mode=mode, load_addr=load)
     spec.entry, spec.vcpus, spec.mem_mib = start, vcpus, mem_mib
-    t = targets(hosts, inventory, timeout, ca=ca, cert=cert, key=key, insecure=insecure)
     return report(
         asyncio.run(fan_out(t, lambda s, d: s.StartVm(spec, timeout=d))), views.VM, output
     )
 
 
 @vm_app.command("stop")
+@fleet_command
 def vm_stop(
     vm_id: Annotated[int, typer.Argument(help="VM id.", metavar="ID", min=0)],
-    hosts: HostsOpt = None,
-    inventory: InventoryOpt = None,
-    timeout: TimeoutOpt = None,
-    ca: CaOpt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-    insecure: InsecureOpt = False,
-    output: OutputOpt = Output.TABLE,
+    *,
+    t: Targets,
+    output: Output,
 ) -> int:
     """Stop a VM on every agent."""
-    t = targets(hosts, inventory, timeout, ca=ca, cert=cert, key=key, insecure=insecure)
     ref = agent_pb2.VmRef(id=vm_id)
     results = asyncio.run(fan_out(t, lambda s, d: s.StopVm(ref, timeout=d), ("vm", str(vm_id))))
     return report(results, views.VM, output)

@@ -24,6 +24,7 @@ from controller.options import (
     KeyOpt,
     OutputOpt,
     TimeoutOpt,
+    fleet_command,
     targets,
 )
 from controller.render import Output, print_json, report
@@ -52,6 +53,8 @@ def push(
     output: OutputOpt = Output.TABLE,
 ) -> int:
     """Set (create or replace) a hook on every agent; the command is checked here first."""
+    # Not @fleet_command: the hook is parsed before the options are resolved, so a bad command
+    # is the one error reported, whatever else is wrong.
     spec = language.parse_command(command, hook_id)
     t = targets(hosts, inventory, timeout, ca=ca, cert=cert, key=key, insecure=insecure)
     request = agent_pb2.SetHookRequest(spec=spec, command=command, disabled=disabled)
@@ -66,71 +69,51 @@ def explain(command: CommandArg) -> int:
 
 
 @hooks_app.command("list")
+@fleet_command
 def list_hooks(
-    hosts: HostsOpt = None,
-    inventory: InventoryOpt = None,
-    timeout: TimeoutOpt = None,
-    ca: CaOpt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-    insecure: InsecureOpt = False,
-    output: OutputOpt = Output.TABLE,
+    *,
+    t: Targets,
+    output: Output,
 ) -> int:
     """List every agent's hooks."""
-    t = targets(hosts, inventory, timeout, ca=ca, cert=cert, key=key, insecure=insecure)
     request = agent_pb2.ListHooksRequest()
     results = asyncio.run(fan_out(t, lambda s, d: s.ListHooks(request, timeout=d)))
     return report(results, views.HOOKS, output)
 
 
 @hooks_app.command("rm")
+@fleet_command
 def remove(
     hook_id: IdArg,
-    hosts: HostsOpt = None,
-    inventory: InventoryOpt = None,
-    timeout: TimeoutOpt = None,
-    ca: CaOpt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-    insecure: InsecureOpt = False,
-    output: OutputOpt = Output.TABLE,
+    *,
+    t: Targets,
+    output: Output,
 ) -> int:
     """Remove a hook from every agent."""
-    t = targets(hosts, inventory, timeout, ca=ca, cert=cert, key=key, insecure=insecure)
     return _on_hook(t, hook_id, output, _remove)
 
 
 @hooks_app.command("enable")
+@fleet_command
 def enable(
     hook_id: IdArg,
-    hosts: HostsOpt = None,
-    inventory: InventoryOpt = None,
-    timeout: TimeoutOpt = None,
-    ca: CaOpt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-    insecure: InsecureOpt = False,
-    output: OutputOpt = Output.TABLE,
+    *,
+    t: Targets,
+    output: Output,
 ) -> int:
     """Enable a hook on every agent."""
-    t = targets(hosts, inventory, timeout, ca=ca, cert=cert, key=key, insecure=insecure)
     return _on_hook(t, hook_id, output, lambda s, ref, d: s.EnableHook(ref, timeout=d))
 
 
 @hooks_app.command("disable")
+@fleet_command
 def disable(
     hook_id: IdArg,
-    hosts: HostsOpt = None,
-    inventory: InventoryOpt = None,
-    timeout: TimeoutOpt = None,
-    ca: CaOpt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-    insecure: InsecureOpt = False,
-    output: OutputOpt = Output.TABLE,
+    *,
+    t: Targets,
+    output: Output,
 ) -> int:
     """Disable a hook on every agent (it stays set; its events stop)."""
-    t = targets(hosts, inventory, timeout, ca=ca, cert=cert, key=key, insecure=insecure)
     return _on_hook(t, hook_id, output, lambda s, ref, d: s.DisableHook(ref, timeout=d))
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -23,6 +26,7 @@ __all__ = [
     "KeyOpt",
     "OutputOpt",
     "TimeoutOpt",
+    "fleet_command",
     "number",
     "targets",
     "targets_for",
@@ -42,7 +46,7 @@ InventoryOpt = Annotated[
 TimeoutOpt = Annotated[
     float | None,
     typer.Option(
-        "--timeout", help="Deadline per call in seconds [default: 5].", rich_help_panel=_CONN
+        "--timeout", help="Deadline per call in seconds (default 5).", rich_help_panel=_CONN
     ),
 ]
 CaOpt = Annotated[
@@ -107,3 +111,43 @@ def number(flag: str, text: str, limit: int = 2**64 - 1) -> int:
     if not 0 <= value <= limit:
         raise UsageError(f"{flag}: {text} is out of range 0..{limit:#x}")
     return value
+
+
+# The shared options, as the parameters :func:`fleet_command` adds to a command.
+_SHARED: list[tuple[str, Any, Any]] = [
+    ("hosts", HostsOpt, None),
+    ("inventory", InventoryOpt, None),
+    ("timeout", TimeoutOpt, None),
+    ("ca", CaOpt, None),
+    ("cert", CertOpt, None),
+    ("key", KeyOpt, None),
+    ("insecure", InsecureOpt, False),
+    ("output", OutputOpt, Output.TABLE),
+]
+
+
+def fleet_command(fn: Callable[..., int]) -> Callable[..., int]:
+    """Give a command the options every agent-facing command shares.
+
+    ``fn`` declares its own arguments plus ``t: Targets`` and ``output: Output``; the command
+    typer sees has its own arguments and ``--hosts --inventory --timeout --ca --cert --key
+    --insecure -o`` instead, resolved into ``t`` here (one place for the shared semantics).
+    """
+    sig = inspect.signature(fn, eval_str=True)
+    own = [p for name, p in sig.parameters.items() if name not in ("t", "output")]
+    shared = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
+        for name, ann, default in _SHARED
+    ]
+
+    @functools.wraps(fn)
+    def command(*args: Any, **kwargs: Any) -> int:
+        opts = {name: kwargs.pop(name, default) for name, _, default in _SHARED}
+        output = opts.pop("output")
+        t = targets(opts.pop("hosts"), opts.pop("inventory"), opts.pop("timeout"), **opts)
+        return fn(*args, t=t, output=output, **kwargs)
+
+    params = own + shared
+    command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params} | {"return": int}
+    return command
