@@ -21,10 +21,9 @@ from agent import __version__
 from agent.backends import Backend, Notify, load_backend
 from agent.config import AgentConfig
 from agent.errors import CapabilityError, HookError, HookSyntaxError
-from agent.events import Event
 from agent.hooks.table import HookTable
 from agent.model import Capability, check_id
-from agent.pipeline import Emit, Pipeline
+from agent.pipeline import Batch, Emit, Pipeline
 from agent.publish import topics
 from agent.publish.mqtt import Publisher
 from agent.publish.outbox import Message, Outbox
@@ -200,7 +199,7 @@ class Agent:
 
     # -- events and notices ------------------------------------------------------------------
 
-    def _emit(self, hook_id: str, events: list[Event]) -> None:
+    def _emit(self, hook_id: str, events: Batch) -> None:
         payload, ctype = topics.encode_batch(self.host, self.epoch, events, self.config.mqtt.format)
         topic = topics.events(self.host, hook_id)
         self.outbox.put_events(topic, payload, ctype, len(events))

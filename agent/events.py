@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, Self, runtime_checkable
 
 from agent.model import Direction, Stage
 from agent.wire import events_pb2
 
 __all__ = [
     "JSON_KEYS",
+    "Block",
+    "BlockSink",
     "Event",
     "batch_events",
     "batch_size",
@@ -22,6 +24,7 @@ __all__ = [
     "from_proto",
     "is_plain",
     "pack_batch",
+    "pack_block",
     "pack_columns",
     "to_json",
     "to_proto",
@@ -80,6 +83,91 @@ class Event:
     skipped: bool = False
     break_id: str = ""
     seq: int = 0
+
+
+@dataclass(slots=True)
+class Block:
+    """Plain events of one hook as columns, with no per-event object (the sim's fast path).
+
+    Plain means what fits :class:`Event` without ``data``, ``rip``, ``regs``, ``value_set`` or
+    ``break_id``; ``flags`` holds size, direction, stage and the string / rep / skipped bits as in
+    ``EventColumns.flags`` (so never ``F_VALUE_SET``, ``F_RIP`` or ``F_REGS``). Producers fill every
+    column but ``seq``, which the pipeline fills (gap-free, like ``Event.seq``). Every column has
+    one element per event, and the block owns its lists.
+    """
+
+    hook_id: str
+    ts: list[int]
+    port: list[int]
+    value: list[int]
+    vm: list[int]
+    vm_name: list[str]
+    vcpu: list[int]
+    cpu: list[int]
+    count: list[int]
+    flags: list[int]
+    seq: list[int] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, hook_id: str) -> Self:
+        return cls(hook_id, [], [], [], [], [], [], [], [], [], [])
+
+    def __len__(self) -> int:
+        return len(self.port)
+
+    def _columns(self) -> tuple[list[Any], ...]:
+        c = self
+        return (c.ts, c.port, c.value, c.vm, c.vm_name, c.vcpu, c.cpu, c.count, c.flags, c.seq)
+
+    def extend(self, other: Block) -> None:
+        """Append ``other``'s events (same hook)."""
+        for mine, theirs in zip(self._columns(), other._columns(), strict=True):
+            mine.extend(theirs)
+
+    def head(self, n: int) -> Block:
+        """A new block of the first ``n`` events."""
+        return Block(self.hook_id, *(col[:n] for col in self._columns()))
+
+    def take(self, n: int) -> Block:
+        """Remove the first ``n`` events and return them as a new block."""
+        first = self.head(n)
+        for col in self._columns():
+            del col[:n]
+        return first
+
+    def events(self) -> list[Event]:
+        """The events as records (``ioind local``, JSON batches, plain sinks: not a hot path)."""
+        out = []
+        columns = (*self._columns()[:-1], self.seq or [0] * len(self))  # 0: not numbered yet
+        for ts, port, value, vm, name, vcpu, cpu, count, f, seq in zip(*columns, strict=True):
+            out.append(
+                Event(
+                    self.hook_id,
+                    ts,
+                    Direction.OUT if f & F_OUT else Direction.IN,
+                    port,
+                    size=(f >> _SIZE_SHIFT) & 7,
+                    count=count,
+                    string=bool(f & F_STRING),
+                    rep=bool(f & F_REP),
+                    value=value,
+                    vm=vm,
+                    vm_name=name,
+                    vcpu=vcpu,
+                    cpu=cpu,
+                    stage=Stage.POST if f & F_POST else Stage.PRE,
+                    skipped=bool(f & F_SKIPPED),
+                    seq=seq,
+                )
+            )
+        return out
+
+
+@runtime_checkable
+class BlockSink(Protocol):
+    """What takes blocks besides events: the pipeline (see ``SimBackend.run``)."""
+
+    def submit_blocks(self, blocks: list[Block]) -> None: ...
 
 
 def to_json(ev: Event, host: str, epoch: str) -> dict[str, Any]:
@@ -271,6 +359,25 @@ def pack_columns(
         out.regs.extend(values)
 
 
+def pack_block(block: Block, out: events_pb2.EventColumns) -> None:
+    """Fill an empty ``out`` with a block: each column extends its packed array as it is."""
+    n = len(block)
+    names = {name: i for i, name in enumerate(dict.fromkeys(block.vm_name))}
+    out.hook_ids.append(block.hook_id)
+    out.vm_names.extend(names)
+    out.hook.extend([0] * n)
+    out.vm_name.extend(list(map(names.__getitem__, block.vm_name)))
+    out.seq.extend(block.seq)
+    out.ts.extend(block.ts)
+    out.port.extend(block.port)
+    out.value.extend(block.value)
+    out.vm.extend(block.vm)
+    out.vcpu.extend(block.vcpu)
+    out.cpu.extend(block.cpu)
+    out.count.extend(block.count)
+    out.flags.extend(block.flags)
+
+
 def unpack_columns(cols: events_pb2.EventColumns) -> list[Event]:
     """The events of a columnar block (``ValueError`` if its arrays do not fit together)."""
     hooks, names = list(cols.hook_ids), list(cols.vm_names)
@@ -329,9 +436,12 @@ def unpack_columns(cols: events_pb2.EventColumns) -> list[Event]:
     return out
 
 
-def pack_batch(host: str, epoch: str, evs: list[Event]) -> events_pb2.EventBatch:
+def pack_batch(host: str, epoch: str, evs: list[Event] | Block) -> events_pb2.EventBatch:
     """An EventBatch: plain events in columns, the rest as Event messages."""
     batch = events_pb2.EventBatch(host=host, epoch=epoch)
+    if isinstance(evs, Block):
+        pack_block(evs, batch.columns)
+        return batch
     plain: list[Event] = evs
     rich: list[Event] = []
     names: tuple[str, ...] = ()

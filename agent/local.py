@@ -17,7 +17,7 @@ from typing import TextIO
 
 from agent.config import AgentConfig
 from agent.core import Agent
-from agent.events import Event, to_json
+from agent.events import Block, Event, to_json
 from agent.hooks.lang import parse
 
 __all__ = ["format_event", "run_local"]
@@ -63,8 +63,9 @@ async def run_local(
     """Run until ``seconds`` pass (or forever); returns the number of events printed."""
     printed = 0
 
-    def emit(hook_id: str, events: list[Event]) -> None:
+    def emit(hook_id: str, batch: list[Event] | Block) -> None:
         nonlocal printed
+        events = batch.events() if isinstance(batch, Block) else batch
         if output == "json":
             lines = [json.dumps(to_json(e, config.host, agent.epoch)) for e in events]
         else:

@@ -1,10 +1,14 @@
 """The event pipeline: rate limit, sequence, batch per hook, hand to an emitter.
 
-Backends call :meth:`Pipeline.submit` on the event loop thread with a list of events. Each event
-passes its hook's token bucket (``rate N burst M``; suppressed events are counted and announced,
-and get no sequence number), is numbered gap-free per agent boot, and joins its hook's batch. A
-batch is cut when it holds ``batch_max`` events or its oldest event has waited ``batch_ms``, and
-goes to ``emit(hook_id, events)`` — the MQTT outbox, or stdout for ``ioind local``.
+Backends call :meth:`Pipeline.submit` on the event loop thread with a list of events, and the
+sim also :meth:`Pipeline.submit_blocks` with :class:`~agent.events.Block` columns of plain
+events (no per-event object). Each event passes its hook's token bucket (``rate N burst M``;
+suppressed events are counted and announced, and get no sequence number), is numbered gap-free per
+agent boot, and joins its hook's batch. A batch is cut when it holds ``batch_max`` events or its
+oldest event has waited ``batch_ms``, and goes to ``emit(hook_id, batch)`` — the MQTT outbox, or
+stdout for ``ioind local``. A batch is one kind: a list of events or one block; a hook's pending
+batch is cut early when the other kind arrives for it (only when a hook changes between logging
+only and acting), so each batch is in sequence order.
 
 Memory: pending batches hold at most ``batch_max`` events per hook; beyond that the emitter's own
 bound applies (see :mod:`agent.publish.outbox`).
@@ -17,12 +21,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent.events import Event
+from agent.events import Block, Event
 from agent.hooks.table import HookTable
 
-__all__ = ["Emit", "Pipeline", "TokenBucket"]
+__all__ = ["Batch", "Emit", "Pipeline", "TokenBucket"]
 
-Emit = Callable[[str, list[Event]], None]
+Batch = list[Event] | Block
+Emit = Callable[[str, Batch], None]
 
 
 @dataclass(slots=True)
@@ -39,13 +44,16 @@ class TokenBucket:
         self.tokens = self.burst
 
     def take(self, now: float) -> bool:
+        return self.take_n(now, 1) == 1
+
+    def take_n(self, now: float, n: int) -> int:
+        """How many of ``n`` events at ``now`` pass (the first ones): ``n`` calls of one token."""
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        self.suppressed += 1
-        return False
+        passed = min(n, int(self.tokens)) if self.tokens >= 1.0 else 0
+        self.tokens -= passed
+        self.suppressed += n - passed
+        return passed
 
 
 class Pipeline:
@@ -63,7 +71,7 @@ class Pipeline:
         self._batch_max = batch_max
         self._batch_s = batch_ms / 1000
         self._notice = notice or (lambda kind, fields: None)
-        self._pending: dict[str, list[Event]] = {}
+        self._pending: dict[str, Batch] = {}
         self._since: dict[str, float] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._bucket_version = -1
@@ -88,12 +96,44 @@ class Pipeline:
         pending, limit = self._pending, self._batch_max
         for ev in events:
             buf = pending.get(ev.hook_id)
-            if buf is None:
+            if buf is None or isinstance(buf, Block):
+                if buf is not None:
+                    self._cut(ev.hook_id)
                 buf = pending[ev.hook_id] = []
                 self._since[ev.hook_id] = now
             buf.append(ev)
             if len(buf) >= limit:
                 self._cut(ev.hook_id)
+
+    def submit_blocks(self, blocks: list[Block]) -> None:
+        """Like :meth:`submit` for plain events in columns: numbered by range, batched by slice."""
+        if self._bucket_version != self._table.version:
+            self._refresh_buckets()
+        now = time.monotonic()
+        for block in blocks:
+            n = len(block)
+            self.matched += n
+            bucket = self._buckets.get(block.hook_id)
+            if bucket is not None and (n := bucket.take_n(now, n)) < len(block):
+                block = block.head(n)
+            if n:
+                block.seq = list(range(self.seq + 1, self.seq + 1 + n))
+                self.seq += n
+                self._add_block(block, now)
+
+    def _add_block(self, block: Block, now: float) -> None:
+        hook_id = block.hook_id
+        buf = self._pending.get(hook_id)
+        if not isinstance(buf, Block):
+            if buf is not None:
+                self._cut(hook_id)
+            buf = self._pending[hook_id] = Block.empty(hook_id)  # owns its lists
+            self._since[hook_id] = now
+        buf.extend(block)
+        while len(buf) > self._batch_max:
+            self._emit_batch(hook_id, buf.take(self._batch_max))
+        if len(buf) == self._batch_max:
+            self._cut(hook_id)
 
     def flush(self, older_than: float = 0.0) -> None:
         """Cut every batch whose oldest event waited at least ``older_than`` seconds."""
@@ -115,10 +155,13 @@ class Pipeline:
             self.flush()
 
     def _cut(self, hook_id: str) -> None:
-        events = self._pending.pop(hook_id)
+        batch = self._pending.pop(hook_id)
         del self._since[hook_id]
-        self._table.count_hits(hook_id, len(events))
-        self._emit(hook_id, events)
+        self._emit_batch(hook_id, batch)
+
+    def _emit_batch(self, hook_id: str, batch: Batch) -> None:
+        self._table.count_hits(hook_id, len(batch))
+        self._emit(hook_id, batch)
 
     def _refresh_buckets(self) -> None:
         old = self._buckets

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from agent.events import Event, pack_batch, to_json
+from agent.events import Block, Event, pack_batch, to_json
 from agent.model import check_id
 
 __all__ = [
@@ -46,9 +46,14 @@ def console(host: str, vm_name: str) -> str:
     return f"{PREFIX}/{host}/console/{safe}"
 
 
-def encode_batch(host: str, epoch: str, evs: Sequence[Event], fmt: str) -> tuple[bytes, str]:
+def encode_batch(
+    host: str, epoch: str, evs: Sequence[Event] | Block, fmt: str
+) -> tuple[bytes, str]:
     """An EventBatch payload and its content type (``fmt``: protobuf or json)."""
     if fmt == "json":
+        if isinstance(evs, Block):
+            evs = evs.events()
         body = {"host": host, "epoch": epoch, "events": [to_json(e, host, epoch) for e in evs]}
         return json.dumps(body, separators=(",", ":")).encode(), CT_JSON
-    return pack_batch(host, epoch, list(evs)).SerializeToString(), CT_PROTOBUF
+    batch = evs if isinstance(evs, Block) else list(evs)
+    return pack_batch(host, epoch, batch).SerializeToString(), CT_PROTOBUF

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from agent.events import (
     JSON_KEYS,
+    Block,
     Event,
     batch_events,
     batch_size,
@@ -12,6 +15,7 @@ from agent.events import (
     to_json,
 )
 from agent.model import Direction, Stage
+from agent.publish.topics import encode_batch
 from agent.wire import events_pb2
 
 PLAIN = Event(
@@ -82,3 +86,27 @@ def test_json_form_has_exactly_the_design_keys_and_round_trips() -> None:
         obj = to_json(ev, "h", "e")
         assert tuple(obj) == JSON_KEYS
         assert from_json(obj) == ev
+
+
+def test_a_block_packs_into_columns_and_reads_back_as_its_events() -> None:
+    flags = [2, 2 | 1, 4 | 16 | 128]  # size 1 in; size 1 out; size 2 post skipped
+    blk = Block(
+        "in-70", [11, 11, 12], [0x70, 0x71, 0x72], [1, 2, 3], [2, 3, 2], ["web", "db", "web"],
+        [0, 1, 2], [3, 4, 5], [1, 1, 1], flags, [7, 9, 10],
+    )  # fmt: skip
+    evs = blk.events()
+    assert evs[0] == Event(
+        "in-70", 11, Direction.IN, 0x70, value=1, vm=2, vm_name="web", cpu=3, seq=7
+    )
+    assert (evs[1].dir, evs[2].size, evs[2].stage, evs[2].skipped) == (
+        Direction.OUT,
+        2,
+        Stage.POST,
+        True,
+    )
+    payload, _ = encode_batch("h", "e", blk, "protobuf")
+    batch = events_pb2.EventBatch.FromString(payload)
+    assert batch_events(batch) == evs
+    assert batch.SerializeToString() == pack_batch("h", "e", evs).SerializeToString()
+    body = json.loads(encode_batch("h", "e", blk, "json")[0])
+    assert [from_json(o) for o in body["events"]] == evs

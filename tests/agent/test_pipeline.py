@@ -3,10 +3,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from agent.events import Event
+from agent.events import Block, Event
 from agent.hooks.table import HookTable
 from agent.model import Direction
-from agent.pipeline import Pipeline, TokenBucket
+from agent.pipeline import Batch, Pipeline, TokenBucket
 from agent.publish.outbox import Message, Outbox
 from agent.publish.spool import Spool
 from agent.wire import hooks_pb2
@@ -16,21 +16,25 @@ def ev(hook_id: str) -> Event:
     return Event(hook_id, 0, Direction.IN, 0x70)
 
 
-def make(batch_max: int = 3, **spec_kw: int) -> tuple[Pipeline, list[tuple[str, list[Event]]]]:
+def seqs(batch: list[Event] | Block) -> list[int]:
+    return list(batch.seq) if isinstance(batch, Block) else [e.seq for e in batch]
+
+
+def make(batch_max: int = 3, **spec_kw: int) -> tuple[Pipeline, list[tuple[str, Batch]]]:
     table = HookTable()
     table.set(hooks_pb2.HookSpec(id="a", direction=hooks_pb2.DIRECTION_IN, **spec_kw))  # type: ignore[arg-type]
     table.set(hooks_pb2.HookSpec(id="b", direction=hooks_pb2.DIRECTION_IN))
-    out: list[tuple[str, list[Event]]] = []
+    out: list[tuple[str, Batch]] = []
     return Pipeline(table, lambda h, e: out.append((h, e)), batch_max=batch_max, batch_ms=10), out
 
 
 def test_sequence_is_gap_free_across_hooks_and_batches_cut_by_size() -> None:
     p, out = make()
     p.submit([ev("a"), ev("b"), ev("a"), ev("a"), ev("b")])
-    assert [(h, [e.seq for e in evs]) for h, evs in out] == [("a", [1, 3, 4])]
+    assert [(h, seqs(evs)) for h, evs in out] == [("a", [1, 3, 4])]
     p.flush()
     assert out[-1] == ("b", out[-1][1])
-    assert [e.seq for e in out[-1][1]] == [2, 5]
+    assert seqs(out[-1][1]) == [2, 5]
 
 
 async def test_partial_batches_leave_after_batch_ms() -> None:
@@ -47,8 +51,7 @@ def test_rate_limit_suppresses_without_consuming_sequence_numbers() -> None:
     p, out = make(batch_max=1000, rate=2, burst=2)
     p.submit([ev("a") for _ in range(10)] + [ev("b")])
     p.flush()
-    seqs = {h: [e.seq for e in evs] for h, evs in out}
-    assert seqs == {"a": [1, 2], "b": [3]}
+    assert {h: seqs(evs) for h, evs in out} == {"a": [1, 2], "b": [3]}
     notices: list[tuple[str, dict[str, object]]] = []
     p._notice = lambda kind, fields: notices.append((kind, fields))
     p._announce_suppressed()
@@ -108,3 +111,44 @@ def test_the_spool_survives_reopening(tmp_path: Path) -> None:
         ("t1", b"abc", "ct"),
         ("t2", b"abc", "ct"),
     ]
+
+
+def block(hook_id: str, n: int, port: int = 0x70) -> Block:
+    return Block(
+        hook_id,
+        [0] * n,
+        [port] * n,
+        list(range(n)),
+        [1] * n,
+        ["v"] * n,
+        [0] * n,
+        [0] * n,
+        [1] * n,
+        [2] * n,
+    )
+
+
+def test_blocks_are_numbered_by_range_with_events_and_cut_by_slicing() -> None:
+    p, out = make(batch_max=4)
+    p.submit_blocks([block("a", 3), block("b", 2)])
+    p.submit([ev("b")])  # the other kind: b's pending block leaves first
+    p.submit_blocks([block("a", 6)])
+    assert [(h, seqs(b)) for h, b in out] == [
+        ("b", [4, 5]),
+        ("a", [1, 2, 3, 7]),
+        ("a", [8, 9, 10, 11]),
+    ]
+    assert isinstance(out[1][1], Block)
+    assert list(out[1][1].value) == [0, 1, 2, 0]
+    p.flush()
+    assert sorted((h, seqs(b)) for h, b in out[3:]) == [("a", [12]), ("b", [6])]
+    assert (p.seq, p.matched) == (12, 12)
+    assert [(h.spec.id, h.hits) for h in p._table] == [("a", 9), ("b", 3)]
+
+
+def test_blocks_pass_the_token_bucket_by_count() -> None:
+    p, out = make(batch_max=1000, rate=2, burst=3)
+    p.submit_blocks([block("a", 2), block("a", 5), block("b", 1)])
+    p.flush()
+    assert {h: seqs(b) for h, b in out} == {"a": [1, 2, 3], "b": [4]}
+    assert (p.matched, p._buckets["a"].suppressed) == (8, 4)

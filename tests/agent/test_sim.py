@@ -7,9 +7,10 @@ import sys
 
 from agent.backends.sim.backend import AccessGenerator, SimBackend
 from agent.config import SimConfig
-from agent.events import JSON_KEYS, Event
+from agent.events import JSON_KEYS, Block, Event
 from agent.hooks.table import HookTable
 from agent.model import Direction, Stage
+from agent.pipeline import Pipeline
 from agent.wire import hooks_pb2
 
 
@@ -115,3 +116,71 @@ def test_ioind_local_refuses_a_bad_hook_naming_the_token() -> None:
     assert res.returncode == 2
     assert "zz" in res.stderr
     assert res.stdout == ""
+
+
+def test_plain_hits_become_blocks_with_the_fields_events_would_have() -> None:
+    table = HookTable()
+    table.set(hooks_pb2.HookSpec(id="in", direction=hooks_pb2.DIRECTION_IN))
+    table.set(hooks_pb2.HookSpec(id="com", direction=hooks_pb2.DIRECTION_OUT, port=0x3F8))
+    table.set(
+        hooks_pb2.HookSpec(id="sc", direction=hooks_pb2.DIRECTION_IN, port=0x70, short_circuit=True)
+    )
+    cfg = SimConfig(seed=3, out_fraction=0.5)
+    blocks, events = SimBackend(cfg)._step(table, 3000)
+    got = {
+        b.hook_id: [(e.dir, e.port, e.vm, e.vm_name, e.vcpu, e.cpu, e.value) for e in b.events()]
+        for b in blocks
+    }
+    accesses = AccessGenerator(cfg).take(3000)
+    want = [(a.dir, a.port, a.vm, f"sim-{a.vm}", a.core, a.core, a.value) for a in accesses]
+    assert got == {
+        "in": [w for w in want if w[0] is Direction.IN],
+        "com": [w for w in want if w[0] is Direction.OUT and w[1] == 0x3F8],
+    }
+    assert all((e.size, e.count, e.stage) == (1, 1, Stage.PRE) for b in blocks for e in b.events())
+    assert len(events) == sum(a.dir is Direction.IN and a.port == 0x70 for a in accesses) > 0
+    assert {(e.hook_id, e.skipped) for e in events} == {("sc", True)}
+
+
+def test_a_hook_that_gains_an_action_leaves_the_fast_path_at_once() -> None:
+    table = HookTable()
+    table.set(hooks_pb2.HookSpec(id="h", direction=hooks_pb2.DIRECTION_IN, port=0x70))
+    backend = SimBackend(SimConfig())
+    blocks, events = backend._step(table, 500)
+    assert ([b.hook_id for b in blocks], events) == (["h"], [])
+    table.set(
+        hooks_pb2.HookSpec(id="h", direction=hooks_pb2.DIRECTION_IN, port=0x70, short_circuit=True)
+    )
+    blocks, events = backend._step(table, 500)
+    assert blocks == []
+    assert events
+    assert all(e.skipped for e in events)
+
+
+async def test_a_pipeline_gets_blocks_and_numbers_them_gap_free() -> None:
+    table = HookTable()
+    table.set(hooks_pb2.HookSpec(id="in", direction=hooks_pb2.DIRECTION_IN))
+    table.set(
+        hooks_pb2.HookSpec(id="set", direction=hooks_pb2.DIRECTION_IN, port=0x70, set_value=1)
+    )
+    out: list[list[Event] | Block] = []
+    pipeline = Pipeline(table, lambda h, b: out.append(b), batch_max=100, batch_ms=10)
+    backend = SimBackend(SimConfig(rate=20_000))
+    task = asyncio.create_task(backend.run(table, pipeline.submit, lambda k, f: None, lambda: None))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    pipeline.flush()
+    assert any(isinstance(b, Block) for b in out)
+    assert any(isinstance(b, list) for b in out)
+    seqs = [s for b in out for s in (b.seq if isinstance(b, Block) else [e.seq for e in b])]
+    assert sorted(seqs) == list(range(1, pipeline.seq + 1))
+    assert pipeline.seq == pipeline.matched > 0
+
+
+async def test_a_sink_that_is_not_a_pipeline_gets_plain_hits_as_events() -> None:
+    table = HookTable()
+    table.set(hooks_pb2.HookSpec(id="in", direction=hooks_pb2.DIRECTION_IN, port=0x70))
+    events = await run_sim(table)
+    assert events
+    assert {(e.hook_id, e.dir, e.port, e.seq) for e in events} == {("in", Direction.IN, 0x70, 0)}

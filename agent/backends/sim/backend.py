@@ -15,7 +15,7 @@ from typing import Self
 from agent.backends.base import Notify, Sink
 from agent.config import SimConfig
 from agent.errors import CapabilityError, NotFoundError
-from agent.events import Event
+from agent.events import F_OUT, Block, BlockSink, Event
 from agent.hooks.table import HookRule, HookTable
 from agent.model import Capability, Direction, Stage
 from agent.wire import agent_pb2
@@ -24,8 +24,10 @@ __all__ = ["SimBackend"]
 
 TICK_S = 0.01  # generation granularity: rate * 10 ms accesses per tick
 CHUNK = 2048  # accesses generated between two yields to the event loop
-CACHE_MAX = 1 << 16  # (dir, port, vm, core) -> rules entries kept between table changes
+CACHE_MAX = 1 << 16  # (flags, port, vm, core) -> rules entries kept between table changes
 IN, OUT = Direction.IN, Direction.OUT
+SIZE_1 = 1 << 1  # EventColumns.flags: size 1 (bits 1-3), pre stage, no other bit
+FLAGS_IN, FLAGS_OUT = SIZE_1, SIZE_1 | F_OUT
 
 
 def _is_plain(rule: HookRule) -> bool:
@@ -36,6 +38,10 @@ def _is_plain(rule: HookRule) -> bool:
         and not rule.short_circuit
         and not rule.break_
     )
+
+
+Key = tuple[int, int, int, int]  # (EventColumns flags, port, vm, core)
+Row = tuple[Key, int]  # an access of a plain hook: (key, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +108,12 @@ class SimBackend:
         self.accesses = 0
         self.resumed = 0
         self._names = [f"sim-{i}" for i in range(config.vms + 1)]
-        # (dir, port, vm, core) -> (ids of logging-only hooks, hooks with actions)
-        self._cache: dict[
-            tuple[Direction, int, int, int], tuple[tuple[str, ...], tuple[HookRule, ...]]
-        ] = {}
+        # (flags, port, vm, core) -> (row appenders of logging-only hooks, hooks with actions)
+        self._cache: dict[Key, tuple[tuple[Callable[[Row], None], ...], tuple[HookRule, ...]]] = {}
         self._cache_version = -1
         self._plain: set[str] = set()  # hooks that only log, at the pre stage: the fast path
         self._plain_version = -1
+        self._rows: dict[str, list[Row]] = {}  # plain hook id -> this step's rows
 
     async def __aenter__(self) -> Self:
         return self
@@ -124,7 +129,13 @@ class SimBackend:
     async def run(
         self, table: HookTable, sink: Sink, notify: Notify, ready: Callable[[], None]
     ) -> None:
+        """Generate at ``rate``; plain hits go to the pipeline as blocks, others as events.
+
+        A sink that is not a pipeline's ``submit`` (tests) gets every hit as an event.
+        """
         self._notify = notify
+        owner = getattr(sink, "__self__", None)
+        blocks_to = owner.submit_blocks if isinstance(owner, BlockSink) else None
         ready()
         carry = 0.0
         next_tick = time.monotonic()
@@ -132,11 +143,12 @@ class SimBackend:
             carry += self._config.rate * TICK_S
             n, carry = int(carry), carry - int(carry)
             self._expire_breaks()
-            if self._plain_version != table.version:
-                self._plain = {r.id for r in table.rules() if _is_plain(r)}
-                self._plain_version = table.version
             for chunk in range(0, n, CHUNK):  # share the loop with the pipeline and publisher
-                events = self._step(table, min(CHUNK, n - chunk))
+                blocks, events = self._step(table, min(CHUNK, n - chunk))
+                if blocks and blocks_to is not None:
+                    blocks_to(blocks)
+                elif blocks:
+                    events = [e for b in blocks for e in b.events()] + events
                 if events:
                     sink(events)
                 if n > CHUNK:
@@ -148,46 +160,84 @@ class SimBackend:
                 next_tick = time.monotonic()
             await asyncio.sleep(max(delay, 0.0))
 
-    def _step(self, table: HookTable, n: int) -> list[Event]:
-        """Generate ``n`` accesses and return the events they trigger (the hot path)."""
+    def _step(self, table: HookTable, n: int) -> tuple[list[Block], list[Event]]:
+        """Generate ``n`` accesses; the blocks and events they trigger (the hot path).
+
+        A plain hit costs one row appended to its hook's list; blocks are built per step, so
+        within a step each plain hook's events are numbered together, ahead of the events.
+        """
         ports, words = self._gen.columns(n)
         if self._cache_version != table.version or len(self._cache) > CACHE_MAX:
-            self._cache.clear()
-            self._cache_version = table.version
-        cache, gen, names = self._cache, self._gen, self._names
+            self._refresh(table)
+        cache, gen = self._cache, self._gen
         out_below, vms, cores = gen.out_below, gen.vms, gen.cores
         paused = {(vm, core) for vm, core, _ in self._paused.values()}
         now = time.time_ns()
         events: list[Event] = []
-        append = events.append
         for port, w in zip(ports, words, strict=True):
-            d = OUT if (w >> 40) & 0xFFFF < out_below else IN
+            f = FLAGS_OUT if (w >> 40) & 0xFFFF < out_below else FLAGS_IN
             vm = 1 + ((w >> 24) & 0xFFFF) % vms
             core = ((w >> 8) & 0xFFFF) % cores
-            key = (d, port, vm, core)
+            key = (f, port, vm, core)
             entry = cache.get(key)
             if entry is None:
-                entry = cache[key] = self._classify(table.match(d, port, vm, core))
-            plain_ids, acting = entry
-            if (not plain_ids and not acting) or (paused and (vm, core) in paused):
+                entry = cache[key] = self._classify(table, key)
+            adds, acting = entry
+            if (not adds and not acting) or (paused and (vm, core) in paused):
                 continue
-            name, value = names[vm], w & 0xFF
-            for hook_id in plain_ids:  # positional: the cheapest way to build the record
-                append(
-                    Event(
-                        hook_id, now, d, port, 1, 1, False, False, value, (), vm, name, core, core
-                    )
-                )
+            if adds:
+                row = (key, w & 0xFF)
+                for add in adds:
+                    add(row)
             for rule in acting:
                 events.extend(self._fire(rule, gen.access(port, w), now))
                 if rule.break_:
                     paused.add((vm, core))
-        return events
+        return self._blocks(now), events
 
-    def _classify(self, rules: list[HookRule]) -> tuple[tuple[str, ...], tuple[HookRule, ...]]:
-        """Split the rules an access triggers: ids of those that only log, and the others."""
+    def _refresh(self, table: HookTable) -> None:
+        self._cache.clear()
+        self._cache_version = table.version
+        if self._plain_version != table.version:
+            self._plain = {r.id for r in table.rules() if _is_plain(r)}
+            self._plain_version = table.version
+        self._rows = {hook_id: [] for hook_id in self._plain}
+
+    def _blocks(self, now: int) -> list[Block]:
+        """This step's rows as one block per plain hook (transposed with ``zip``, in C)."""
+        blocks = []
+        names = self._names
+        for hook_id, rows in self._rows.items():
+            if not rows:
+                continue
+            keys, values = zip(*rows, strict=True)
+            flags, ports, vms, cores = zip(*keys, strict=True)
+            n = len(rows)
+            rows.clear()
+            blocks.append(
+                Block(
+                    hook_id,
+                    [now] * n,
+                    list(ports),
+                    list(values),
+                    list(vms),
+                    list(map(names.__getitem__, vms)),
+                    list(cores),
+                    list(cores),
+                    [1] * n,
+                    list(flags),
+                )
+            )
+        return blocks
+
+    def _classify(
+        self, table: HookTable, key: Key
+    ) -> tuple[tuple[Callable[[Row], None], ...], tuple[HookRule, ...]]:
+        """Split the rules an access triggers: row appenders of those that only log, the others."""
+        f, port, vm, core = key
+        rules = table.match(OUT if f & F_OUT else IN, port, vm, core)
         return (
-            tuple(r.id for r in rules if r.id in self._plain),
+            tuple(self._rows[r.id].append for r in rules if r.id in self._plain),
             tuple(r for r in rules if r.id not in self._plain),
         )
 
