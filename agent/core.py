@@ -168,6 +168,9 @@ class Agent:
             "control_dropped": o.dropped_control,
             "outbox_depth": o.depth(),
             "broker_connects": pub.connects,
+            "messages_published": pub.published_messages,
+            "batches_replayed_paced": pub.caught_up,
+            "spool_recovered_batches": o.spool.recovered_batches,
         } | self.backend.counters()
 
     def status(self) -> agent_pb2.Status:

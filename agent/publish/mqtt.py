@@ -61,7 +61,6 @@ class Publisher:
         self.connects = 0
         self.caught_up = 0  # backlog batches replayed (paced) after connects
         self.latency = _Latency()
-        self.on_state: Callable[[bool], None] = lambda up: None
 
     async def run(self) -> None:
         """Publish until cancelled, reconnecting forever."""
@@ -72,7 +71,7 @@ class Publisher:
                     attempt = 0
                     await self._session(client)
             except aiomqtt.MqttError as exc:
-                self._set_connected(False)
+                self.connected = False
                 attempt += 1
                 delay = random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_MIN_S * 2**attempt))
                 log.warning("broker-unavailable", error=str(exc), retry_in_s=round(delay, 2))
@@ -102,7 +101,7 @@ class Publisher:
             topics.status(self._host), birth, qos=1, retain=True, timeout=self._config.ack_timeout
         )
         self.connects += 1
-        self._set_connected(True)
+        self.connected = True
         log.info("broker-connected", broker=f"{self._config.host}:{self._config.port}")
         inflight: dict[int, Message] = {}
         slots = asyncio.Semaphore(self._max_inflight)
@@ -177,11 +176,6 @@ class Publisher:
             if not failed.done():
                 failed.set_result(exc)
                 self._outbox.wake()
-
-    def _set_connected(self, up: bool) -> None:
-        if up != self.connected:
-            self.connected = up
-            self.on_state(up)
 
 
 def _connect_props(session_expiry: int) -> Properties:

@@ -101,10 +101,6 @@ class Spool:
         """Read again from the oldest unacknowledged batch (after a lost connection)."""
         self._cursor = 0
 
-    def pending_after_cursor(self) -> bool:
-        row = self._db.execute("SELECT 1 FROM batches WHERE id > ? LIMIT 1", (self._cursor,))
-        return row.fetchone() is not None
-
     def close(self) -> None:
         self._db.close()
 
