@@ -15,9 +15,10 @@ import os
 import sys
 from typing import TextIO
 
+from agent.batch import Block
 from agent.config import AgentConfig
 from agent.core import Agent
-from agent.events import Block, Event, to_json
+from agent.events import Event, to_json
 from agent.hooks.lang import parse
 
 __all__ = ["format_event", "run_local"]

@@ -1,7 +1,7 @@
 """The event pipeline: rate limit, sequence, batch per hook, hand to an emitter.
 
 Backends call :meth:`Pipeline.submit` on the event loop thread with a list of events, and the
-sim also :meth:`Pipeline.submit_blocks` with :class:`~agent.events.Block` columns of plain
+sim also :meth:`Pipeline.submit_blocks` with :class:`~agent.batch.Block` columns of plain
 events (no per-event object). Each event passes its hook's token bucket (``rate N burst M``;
 suppressed events are counted and announced, and get no sequence number), is numbered gap-free per
 agent boot, and joins its hook's batch. A batch is cut when it holds ``batch_max`` events or its
@@ -21,7 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent.events import Block, Event
+from agent.batch import Block
+from agent.events import Event
 from agent.hooks.table import HookTable
 
 __all__ = ["Batch", "Emit", "Pipeline", "TokenBucket"]

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiomqtt
 import grpc
 
-from agent.events import batch_size
+from agent.batch import batch_size
 from agent.publish.spool import Spool
 from agent.wire import agent_pb2, agent_pb2_grpc, events_pb2
 from bench.common import Row, emit

@@ -18,7 +18,7 @@ from pathlib import Path
 import aiomqtt
 import grpc
 
-from agent.events import batch_size
+from agent.batch import batch_size
 from agent.wire import agent_pb2, agent_pb2_grpc, events_pb2
 from tests.harness import AgentProc, Broker, start_agent, start_broker
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from agent.events import JSON_KEYS, batch_events, to_json
+from agent.batch import batch_events
+from agent.events import JSON_KEYS, to_json
 from agent.wire import events_pb2
 
 __all__ = ["JSON_TYPE", "PROTO_TYPE", "Batch", "Junk", "decode_batch", "event_line"]

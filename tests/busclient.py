@@ -13,7 +13,8 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent.events import Event, batch_events, from_json
+from agent.batch import batch_events
+from agent.events import Event, from_json
 from agent.wire import events_pb2
 
 __all__ = ["Collected", "Got", "collect", "collect_durable", "decode_batch"]

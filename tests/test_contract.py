@@ -6,7 +6,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# The wire code, the hook language (with the error it raises), value objects and the event form.
+# The wire code, the hook language (with the error it raises), value objects, the event form and
+# the batch form (how events travel on the bus).
 CONTRACT = {
     "agent.wire",
     "agent.hooks.lang",
@@ -14,6 +15,7 @@ CONTRACT = {
     "agent.errors",
     "agent.model",
     "agent.events",
+    "agent.batch",
 }
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from agent.events import Block, Event, pack_batch, to_json
+from agent.batch import Block, pack_batch
+from agent.events import Event, to_json
 from agent.model import check_id
 
 __all__ = [

@@ -148,7 +148,7 @@ class EventBatch(_message.Message):
     neither: `columns`, the compact form (parallel packed arrays, no per-event message: encoding
     and decoding cost ~40 ns per field and event instead of ~2 us per Event message), used for
     every event without string-I/O data or a break id (rip and registers included, as packed
-    arrays); and `events`, one message each, for those that have them. Consumers read both (agent.events.batch_events does).
+    arrays); and `events`, one message each, for those that have them. Consumers read both (agent.batch.batch_events does).
     """
 
     DESCRIPTOR: _descriptor.Descriptor

@@ -4,16 +4,8 @@ import json
 
 import pytest
 
-from agent.events import (
-    JSON_KEYS,
-    Block,
-    Event,
-    batch_events,
-    batch_size,
-    from_json,
-    pack_batch,
-    to_json,
-)
+from agent.batch import Block, batch_events, batch_size, pack_batch
+from agent.events import JSON_KEYS, Event, from_json, to_json
 from agent.model import Direction, Stage
 from agent.publish.topics import encode_batch
 from agent.wire import events_pb2

@@ -3,7 +3,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from agent.events import Block, Event
+from agent.batch import Block
+from agent.events import Event
 from agent.hooks.table import HookTable
 from agent.model import Direction
 from agent.pipeline import Batch, Pipeline, TokenBucket

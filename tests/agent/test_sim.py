@@ -6,8 +6,9 @@ import subprocess
 import sys
 
 from agent.backends.sim.backend import AccessGenerator, SimBackend
+from agent.batch import Block
 from agent.config import SimConfig
-from agent.events import JSON_KEYS, Block, Event
+from agent.events import JSON_KEYS, Event
 from agent.hooks.table import HookTable
 from agent.model import Direction, Stage
 from agent.pipeline import Pipeline

@@ -13,9 +13,10 @@ from types import TracebackType
 from typing import Self
 
 from agent.backends.base import Notify, Sink
+from agent.batch import F_OUT, Block, BlockSink
 from agent.config import SimConfig
 from agent.errors import CapabilityError, NotFoundError
-from agent.events import F_OUT, Block, BlockSink, Event
+from agent.events import Event
 from agent.hooks.table import HookRule, HookTable
 from agent.model import Capability, Direction, Stage
 from agent.wire import agent_pb2
