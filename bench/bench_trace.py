@@ -30,7 +30,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.backends.kvm_trace import KvmTraceBackend
+from agent.backends.kvm_trace.tracefs import ensure_mounted
 from agent.config import TraceConfig
+from agent.errors import TraceError
 from agent.events import Event
 from agent.hooks.table import HookTable
 from agent.wire import hooks_pb2
@@ -182,6 +184,10 @@ def missing() -> str | None:
     for tool in ("qemu-system-x86_64", "as", "ld"):
         if shutil.which(tool) is None:
             return f"{tool} not installed"
+    try:
+        ensure_mounted(Path("/sys/kernel/tracing"))  # not mounted on a fresh boot
+    except TraceError as e:
+        return str(e)
     if not Path("/sys/kernel/tracing/events/kvm/kvm_pio").is_dir():
         return "no kvm:kvm_pio tracepoint"
     return None

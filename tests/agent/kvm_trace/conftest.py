@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from agent.backends.kvm_trace.tracefs import ensure_mounted
+from agent.errors import TraceError
+
 TRACEFS = Path("/sys/kernel/tracing")
 SEABIOS = Path("/usr/share/seabios/bios.bin")
 QEMU = "qemu-system-x86_64"
@@ -27,7 +30,10 @@ def _tracefs_problem() -> str | None:
     if os.geteuid() != 0:
         return "tracefs tests need root"
     if not (TRACEFS / "instances").is_dir():
-        return f"tracefs is not mounted at {TRACEFS}"
+        try:  # a fresh boot may not have it mounted: the backend mounts it too
+            ensure_mounted(TRACEFS)
+        except TraceError as e:
+            return f"tracefs is not mounted at {TRACEFS} and cannot be: {e}"
     if not (TRACEFS / "events/kvm/kvm_pio").is_dir():
         return "kernel has no kvm:kvm_pio tracepoint"
     return None
