@@ -125,6 +125,40 @@ def pack_block(block: Block, out: events_pb2.EventColumns) -> None:
     out.flags.extend(block.flags)
 
 
+def _event(
+    hook_id: str,
+    ts: int,
+    port: int,
+    value: int,
+    vm: int,
+    vm_name: str,
+    vcpu: int,
+    cpu: int,
+    count: int,
+    f: int,
+    seq: int,
+) -> Event:
+    """An event from its columns, the flag bits decoded (value_set, rip, regs: the caller's)."""
+    return Event(
+        hook_id,
+        ts,
+        Direction.OUT if f & F_OUT else Direction.IN,
+        port,
+        size=(f >> _SIZE_SHIFT) & 7,
+        count=count,
+        string=bool(f & F_STRING),
+        rep=bool(f & F_REP),
+        value=value,
+        vm=vm,
+        vm_name=vm_name,
+        vcpu=vcpu,
+        cpu=cpu,
+        stage=Stage.POST if f & F_POST else Stage.PRE,
+        skipped=bool(f & F_SKIPPED),
+        seq=seq,
+    )
+
+
 def unpack_columns(cols: events_pb2.EventColumns) -> list[Event]:
     """The events of a columnar block (``ValueError`` if its arrays do not fit together)."""
     hooks, names = list(cols.hook_ids), list(cols.vm_names)
@@ -156,30 +190,14 @@ def unpack_columns(cols: events_pb2.EventColumns) -> list[Event]:
     value_sets, rips, regs = iter(cols.value_set), iter(cols.rip), iter(cols.regs)
     out = []
     for seq, ts, h, port, value, vm, name, vcpu, cpu, count, f in zip(*arrays, strict=True):
-        out.append(
-            Event(
-                hooks[h],
-                ts,
-                Direction.OUT if f & F_OUT else Direction.IN,
-                port,
-                size=(f >> _SIZE_SHIFT) & 7,
-                count=count,
-                string=bool(f & F_STRING),
-                rep=bool(f & F_REP),
-                value=value,
-                vm=vm,
-                vm_name=names[name],
-                vcpu=vcpu,
-                cpu=cpu,
-                stage=Stage.POST if f & F_POST else Stage.PRE,
-                value_set=next(value_sets) if f & F_VALUE_SET else None,
-                skipped=bool(f & F_SKIPPED),
-                seq=seq,
-                rip=next(rips) if f & F_RIP else None,
-                # regs is one iterator over every event's values: take this event's share
-                regs=dict(zip(reg_names, regs, strict=False)) if f & F_REGS else {},
-            )
-        )
+        ev = _event(hooks[h], ts, port, value, vm, names[name], vcpu, cpu, count, f, seq)
+        if f & F_VALUE_SET:
+            ev.value_set = next(value_sets)
+        if f & F_RIP:
+            ev.rip = next(rips)
+        if f & F_REGS:  # regs is one iterator over every event's values: take this event's share
+            ev.regs = dict(zip(reg_names, regs, strict=False))
+        out.append(ev)
     return out
 
 
@@ -270,26 +288,7 @@ class Block:
         out = []
         columns = (*self._columns()[:-1], self.seq or [0] * len(self))  # 0: not numbered yet
         for ts, port, value, vm, name, vcpu, cpu, count, f, seq in zip(*columns, strict=True):
-            out.append(
-                Event(
-                    self.hook_id,
-                    ts,
-                    Direction.OUT if f & F_OUT else Direction.IN,
-                    port,
-                    size=(f >> _SIZE_SHIFT) & 7,
-                    count=count,
-                    string=bool(f & F_STRING),
-                    rep=bool(f & F_REP),
-                    value=value,
-                    vm=vm,
-                    vm_name=name,
-                    vcpu=vcpu,
-                    cpu=cpu,
-                    stage=Stage.POST if f & F_POST else Stage.PRE,
-                    skipped=bool(f & F_SKIPPED),
-                    seq=seq,
-                )
-            )
+            out.append(_event(self.hook_id, ts, port, value, vm, name, vcpu, cpu, count, f, seq))
         return out
 
 
