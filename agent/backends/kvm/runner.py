@@ -192,7 +192,10 @@ class VcpuRunner:
         self.reason = ""
         self.exits = 0
         self.other_exits = 0  # exits other than port I/O (io exits = exits - other_exits)
-        self.commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
+        # queue.Queue, not SimpleQueue: CPython 3.11's SimpleQueue.get(timeout=...) interrupted by
+        # a signal (our kick) near its deadline waits forever (a negative timeout); Queue's
+        # Condition recomputes the deadline correctly
+        self.commands: queue.Queue[Command] = queue.Queue()
         self.events: list[Event] = []
         self.pending_since = 0.0  # monotonic time of the oldest unflushed event (0: none)
         self._first_ts = 0  # its Event.ts: the hot path compares timestamps it already has
