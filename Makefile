@@ -13,6 +13,7 @@ bootstrap:
 
 guests: bootstrap
 	@if [ -d agent/backends/kvm/guests ]; then $(PY) -m agent.backends.kvm.guests.build; fi
+	@$(PY) -c 'from agent.backends.kvm.fast import main; main()'  # the vCPU loop's C fast path
 
 demo: bootstrap guests
 	$(PY) tools/demo.py

@@ -123,6 +123,10 @@ def pack_block(block: Block, out: events_pb2.EventColumns) -> None:
     out.cpu.extend(block.cpu)
     out.count.extend(block.count)
     out.flags.extend(block.flags)
+    out.rip.extend(block.rip)
+    if block.regs:
+        out.reg_names.extend(block.reg_names)
+        out.regs.extend(block.regs)
 
 
 def _event(
@@ -235,13 +239,16 @@ def batch_size(batch: events_pb2.EventBatch) -> int:
 
 @dataclass(slots=True)
 class Block:
-    """Plain events of one hook as columns, with no per-event object (the sim's fast path).
+    """Plain events of one hook as columns, with no per-event object (the fast paths of the sim
+    and the kvm vCPU loop).
 
-    Plain means what fits :class:`Event` without ``data``, ``rip``, ``regs``, ``value_set`` or
-    ``break_id``; ``flags`` holds size, direction, stage and the string / rep / skipped bits as in
-    ``EventColumns.flags`` (so never ``F_VALUE_SET``, ``F_RIP`` or ``F_REGS``). Producers fill every
-    column but ``seq``, which the pipeline fills (gap-free, like ``Event.seq``). Every column has
-    one element per event, and the block owns its lists.
+    Plain means what fits :class:`Event` without ``data``, ``value_set`` or ``break_id``;
+    ``flags`` holds size, direction, stage and the string / rep / skipped / rip / regs bits as in
+    ``EventColumns.flags`` (never ``F_VALUE_SET``). As in ``EventColumns``, ``rip`` has one
+    element per event flagged ``F_RIP`` and ``regs`` ``len(reg_names)`` per event flagged
+    ``F_REGS``, in event order. Producers fill every column but ``seq``, which the pipeline fills
+    (gap-free, like ``Event.seq``). Every other column has one element per event, and the block
+    owns its lists.
     """
 
     hook_id: str
@@ -255,6 +262,9 @@ class Block:
     count: list[int]
     flags: list[int]
     seq: list[int] = field(default_factory=list)
+    rip: list[int] = field(default_factory=list)
+    regs: list[int] = field(default_factory=list)
+    reg_names: tuple[str, ...] = ()
 
     @classmethod
     def empty(cls, hook_id: str) -> Self:
@@ -268,27 +278,60 @@ class Block:
         return (c.ts, c.port, c.value, c.vm, c.vm_name, c.vcpu, c.cpu, c.count, c.flags, c.seq)
 
     def extend(self, other: Block) -> None:
-        """Append ``other``'s events (same hook)."""
+        """Append ``other``'s events (same hook; same register names if both have registers)."""
         for mine, theirs in zip(self._columns(), other._columns(), strict=True):
             mine.extend(theirs)
+        if other.rip:
+            self.rip.extend(other.rip)
+        if other.regs:
+            if self.reg_names and self.reg_names != other.reg_names:
+                raise ValueError("Block.extend: different register names")
+            self.reg_names = other.reg_names
+            self.regs.extend(other.regs)
+
+    def _extra(self, n: int) -> tuple[int, int]:
+        """How many ``rip`` and ``regs`` elements belong to the first ``n`` events."""
+        size = len(self.port)
+        k = len(self.reg_names)
+        rips = n if len(self.rip) == size else sum(1 for f in self.flags[:n] if f & F_RIP)
+        regs = (
+            n * k
+            if len(self.regs) == size * k
+            else k * sum(1 for f in self.flags[:n] if f & F_REGS)
+        )
+        return rips, regs
 
     def head(self, n: int) -> Block:
         """A new block of the first ``n`` events."""
-        return Block(self.hook_id, *(col[:n] for col in self._columns()))
+        rips, regs = self._extra(n) if self.rip or self.regs else (0, 0)
+        c = self
+        return Block(
+            c.hook_id, c.ts[:n], c.port[:n], c.value[:n], c.vm[:n], c.vm_name[:n], c.vcpu[:n],
+            c.cpu[:n], c.count[:n], c.flags[:n], c.seq[:n], c.rip[:rips], c.regs[:regs],
+            c.reg_names,
+        )  # fmt: skip
 
     def take(self, n: int) -> Block:
         """Remove the first ``n`` events and return them as a new block."""
         first = self.head(n)
         for col in self._columns():
             del col[:n]
+        del self.rip[: len(first.rip)]
+        del self.regs[: len(first.regs)]
         return first
 
     def events(self) -> list[Event]:
         """The events as records (``ioind local``, JSON batches, plain sinks: not a hot path)."""
         out = []
         columns = (*self._columns()[:-1], self.seq or [0] * len(self))  # 0: not numbered yet
+        rips, regs, names = iter(self.rip), iter(self.regs), self.reg_names
         for ts, port, value, vm, name, vcpu, cpu, count, f, seq in zip(*columns, strict=True):
-            out.append(_event(self.hook_id, ts, port, value, vm, name, vcpu, cpu, count, f, seq))
+            ev = _event(self.hook_id, ts, port, value, vm, name, vcpu, cpu, count, f, seq)
+            if f & F_RIP:
+                ev.rip = next(rips)
+            if f & F_REGS:
+                ev.regs = dict(zip(names, regs, strict=False))
+            out.append(ev)
         return out
 
 

@@ -107,6 +107,7 @@ class KvmConfig:
         150_000.0  # exits/s (sustained over 2^16 exits) that count as a flood; 0 = off
     )
     vms: tuple[VmConfig, ...] = ()
+    fast_path: bool = True  # run vCPUs in the C loop where it can be built (else Python's)
 
 
 @dataclass(frozen=True)

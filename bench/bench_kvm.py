@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.backends.kvm import KvmBackend
 from agent.backends.kvm.guests.build import GUEST_DIR, Guest, assemble
+from agent.batch import Block
 from agent.config import KvmConfig, VmConfig
 from agent.events import Event
 from agent.hooks.table import HookTable
@@ -66,6 +67,19 @@ def build_c_loop(tmp: Path) -> Path:
     return binary
 
 
+class Counted:
+    """The sink: counts what the pipeline would get (events, and the C loop's columns)."""
+
+    def __init__(self) -> None:
+        self.received = 0
+
+    def submit(self, batch: list[Event]) -> None:
+        self.received += len(batch)
+
+    def submit_blocks(self, blocks: list[Block]) -> None:
+        self.received += sum(map(len, blocks))
+
+
 def table_for(case: str) -> HookTable:
     table = HookTable()
     if case != "no hook":
@@ -77,18 +91,14 @@ def table_for(case: str) -> HookTable:
 
 async def python_rate(guest: Guest, case: str, seconds: float) -> Result:
     """Exits/s of the looping guest under the backend, with ``case``'s hook table."""
-    received = 0
-
-    def deliver(batch: list[Event]) -> None:  # the sink; an MQTT publisher goes here
-        nonlocal received
-        received += len(batch)
+    sink = Counted()
 
     vm = VmConfig(name="bench", image=str(guest.path), mode="real", entry=guest.entry)
     config = KvmConfig(vms=(vm,), on_fault="keep")
     ready = asyncio.Event()
     async with KvmBackend(config) as backend:
         task = asyncio.create_task(
-            backend.run(table_for(case), deliver, lambda k, f: None, ready.set)
+            backend.run(table_for(case), sink.submit, lambda k, f: None, ready.set)
         )
         await ready.wait()
         await asyncio.sleep(0.3)  # warm up
@@ -100,7 +110,7 @@ async def python_rate(guest: Guest, case: str, seconds: float) -> Result:
         total = backend.counters()["kvm_io_exits"]
         await asyncio.sleep(0.05)  # the last batches queued on the loop
     expected = total if case == "hook on looped port" else 0
-    return Result(case, exits / elapsed, received, expected)
+    return Result(case, exits / elapsed, sink.received, expected)
 
 
 async def mqtt_rate(guest: Guest, seconds: float, tmp: Path) -> Result:

@@ -23,14 +23,32 @@ from agent.model import Capability
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from agent.batch import Block
     from agent.events import Event
     from agent.hooks.table import HookTable
     from agent.wire import agent_pb2
 
-__all__ = ["Backend", "Notify", "Sink"]
+__all__ = ["Backend", "Notify", "Sink", "block_sink"]
 
 Sink = Callable[[list["Event"]], None]
 """Receives a batch of events on the event loop thread."""
+
+
+def block_sink(sink: Sink) -> Callable[[list[Block]], None]:
+    """Where a backend's :class:`~agent.batch.Block` columns go: the pipeline's
+    ``submit_blocks`` when ``sink`` is its ``submit`` (the agent), else each block's events to
+    ``sink`` (tests, plain consumers)."""
+    from agent.batch import BlockSink
+
+    owner = getattr(sink, "__self__", None)
+    if isinstance(owner, BlockSink):
+        return owner.submit_blocks
+
+    def as_events(blocks: list[Block]) -> None:
+        sink([e for b in blocks for e in b.events()])
+
+    return as_events
+
 
 Notify = Callable[[str, dict[str, object]], None]
 """Side channel from backend to agent, called on the event loop thread: ``notify(kind, fields)``.

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
-from agent.backends.base import Sink
+from agent.backends.base import Sink, block_sink
+from agent.batch import Block
 from agent.events import Event
 
 __all__ = ["DEFAULT_MAX_EVENTS", "Handoff"]
+
+_T = TypeVar("_T", Event, Block)
 
 DEFAULT_MAX_EVENTS = 200_000  # ~40 MB of Event records at most waiting on the loop
 
@@ -27,6 +32,7 @@ class Handoff:
     ) -> None:
         self._loop = loop
         self._sink = sink
+        self._blocks: Callable[[list[Block]], None] = block_sink(sink)
         self._max = max_events
         self._lock = threading.Lock()
         self.pending = 0
@@ -34,19 +40,25 @@ class Handoff:
 
     def push(self, events: list[Event]) -> bool:
         """Hand ``events`` to the loop (from any thread); False if dropped (counted)."""
-        n = len(events)
+        return self._push(self._sink, events, len(events))
+
+    def push_blocks(self, blocks: list[Block]) -> bool:
+        """Hand columns of plain events to the loop (the pipeline's ``submit_blocks``)."""
+        return self._push(self._blocks, blocks, sum(map(len, blocks)))
+
+    def _push(self, sink: Callable[[list[_T]], None], items: list[_T], n: int) -> bool:
         with self._lock:
             if self.pending + n > self._max:
                 self.dropped += n
                 return False
             self.pending += n
         try:
-            self._loop.call_soon_threadsafe(self._deliver, events)
+            self._loop.call_soon_threadsafe(self._deliver, sink, items, n)
         except RuntimeError:  # the loop is closed: shutting down
             return False
         return True
 
-    def _deliver(self, events: list[Event]) -> None:
+    def _deliver(self, sink: Callable[[list[_T]], None], items: list[_T], n: int) -> None:
         with self._lock:
-            self.pending -= len(events)
-        self._sink(events)
+            self.pending -= n
+        sink(items)

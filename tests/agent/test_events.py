@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from agent.batch import Block, batch_events, batch_size, pack_batch
+from agent.batch import F_REGS, F_RIP, Block, batch_events, batch_size, pack_batch
 from agent.events import JSON_KEYS, Event, from_json, to_json
 from agent.model import Direction, Stage
 from agent.publish.topics import encode_batch
@@ -102,3 +102,27 @@ def test_a_block_packs_into_columns_and_reads_back_as_its_events() -> None:
     assert batch.SerializeToString() == pack_batch("h", "e", evs).SerializeToString()
     body = json.loads(encode_batch("h", "e", blk, "json")[0])
     assert [from_json(o) for o in body["events"]] == evs
+
+
+def test_a_block_with_rip_and_registers_packs_slices_and_extends() -> None:
+    names = ("rax", "rip")
+    f = 2 | F_RIP | F_REGS
+    blk = Block(
+        "p80", [1, 2, 3], [0x80] * 3, [0xFF] * 3, [1] * 3, ["vm"] * 3, [0] * 3, [-1] * 3,
+        [1] * 3, [f, f, f], [4, 5, 6], [0x1003] * 3, [10, 0x1003, 11, 0x1003, 12, 0x1003], names,
+    )  # fmt: skip
+    evs = blk.events()
+    assert [(e.rip, e.regs) for e in evs] == [
+        (0x1003, {"rax": r, "rip": 0x1003}) for r in (10, 11, 12)
+    ]
+    payload, _ = encode_batch("h", "e", blk, "protobuf")
+    assert batch_events(events_pb2.EventBatch.FromString(payload)) == evs
+    first = blk.take(2)
+    assert first.events() == evs[:2]
+    assert blk.events() == evs[2:]
+    plain = Block("p80", [9], [0x80], [1], [1], ["vm"], [0], [-1], [1], [2], [7])
+    first.extend(plain)  # a block without registers joins: flags say which events have them
+    assert first.events() == [*evs[:2], plain.events()[0]]
+    assert first.head(3).events() == first.events()
+    assert first.take(1).events() == evs[:1]
+    assert first.events() == [evs[1], plain.events()[0]]

@@ -148,14 +148,18 @@ class Vcpu(_Fd):
         # KVM_GET_REGS / KVM_GET_SREGS ioctls (each a vcpu_load; ~9 us under nested KVM).
         wanted = S.KVM_SYNC_X86_REGS | S.KVM_SYNC_X86_SREGS
         self.synced = vm.kvm.check_extension(S.KVM_CAP_SYNC_REGS) & wanted == wanted
-        if self.synced:
-            ctypes.c_uint64.from_buffer(self.run_map, S.RUN_VALID_REGS_OFFSET).value = wanted
+        self.sync_bits = wanted if self.synced else 0
+        # kvm_run.kvm_valid_regs: what KVM stores on the next exits (the C fast path turns it
+        # off while no hooked port sees traffic; see fastpath.c)
+        self._valid = ctypes.c_uint64.from_buffer(self.run_map, S.RUN_VALID_REGS_OFFSET)
+        self._valid.value = self.sync_bits
         self._regs = S.KvmRegs.from_buffer(self.run_map, S.RUN_SYNC_REGS_OFFSET)
         self._sregs = S.KvmSregs.from_buffer(self.run_map, S.RUN_SYNC_SREGS_OFFSET)
 
     def close(self) -> None:
         if not self.closed:
-            del self.kvm_run, self._regs, self._sregs  # drop the exports so the map can close
+            # drop the exports so the map can close
+            del self.kvm_run, self._regs, self._sregs, self._valid
             # a caller still holding a view of kvm_run leaves the unmapping to the GC
             with contextlib.suppress(BufferError):
                 self.run_map.close()
@@ -163,14 +167,19 @@ class Vcpu(_Fd):
 
     # -- registers ---------------------------------------------------------------------------
 
+    @property
+    def regs_synced(self) -> bool:
+        """True if the last exit left the registers in kvm_run's sync area."""
+        return self.synced and self._valid.value == self.sync_bits
+
     def exit_regs(self) -> S.KvmRegs:
         """The registers at the last exit: a view of kvm_run's sync area (valid until the next
         KVM_RUN), or a KVM_GET_REGS copy where sync regs are unsupported."""
-        return self._regs if self.synced else self.get_regs()
+        return self._regs if self.regs_synced else self.get_regs()
 
     def exit_sregs(self) -> S.KvmSregs:
         """Like :meth:`exit_regs` for the segment and control registers."""
-        return self._sregs if self.synced else self.get_sregs()
+        return self._sregs if self.regs_synced else self.get_sregs()
 
     def get_regs(self) -> S.KvmRegs:
         regs = S.KvmRegs()

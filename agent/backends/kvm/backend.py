@@ -9,11 +9,15 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Self
 
+import structlog
+
 from agent.backends.base import Notify, Sink
 from agent.backends.handoff import Handoff
+from agent.backends.kvm import fast
 from agent.backends.kvm._kvm import Kvm
 from agent.backends.kvm.machine import Machine
 from agent.backends.kvm.runner import FLUSH_SECONDS, Breaks, Flush, Resume, install_kick_handler
+from agent.batch import Block
 from agent.config import KvmConfig, VmConfig
 from agent.errors import BackendError, NotFoundError
 from agent.events import Event
@@ -22,6 +26,8 @@ from agent.model import Capability
 from agent.wire import agent_pb2
 
 __all__ = ["AsyncOutlet", "KvmBackend"]
+
+log = structlog.get_logger("ioind.kvm")
 
 HOUSEKEEPING_SECONDS = 0.01  # how often stale per-thread event buffers are flushed
 
@@ -35,6 +41,9 @@ class AsyncOutlet:
 
     def events(self, batch: list[Event]) -> None:
         self.handoff.push(batch)
+
+    def blocks(self, blocks: list[Block]) -> None:
+        self.handoff.push_blocks(blocks)
 
     def notice(self, kind: str, fields: dict[str, object]) -> None:
         with contextlib.suppress(RuntimeError):
@@ -57,12 +66,23 @@ class KvmBackend:
         self._table: HookTable | None = None
         self._outlet: AsyncOutlet | None = None
         self._closed = False
+        self._fast: fast.FastLib | None = None
+        self.fast_path_reason = "off in the configuration"  # why the C loop is not used
+
+    @property
+    def fast_path(self) -> bool:
+        """True if vCPUs run the C fast path (see fast.py)."""
+        return self._fast is not None
 
     async def __aenter__(self) -> Self:
         if self._kvm is not None or self._closed:
             raise BackendError("kvm backend: not reentrant and not reusable after close")
         install_kick_handler()
         self._kvm = Kvm(self.device)
+        if self.config.fast_path:
+            self._fast, self.fast_path_reason = await asyncio.to_thread(fast.load)
+            if self._fast is None:
+                log.warning("kvm fast path unavailable", reason=self.fast_path_reason)
         return self
 
     async def __aexit__(
@@ -97,8 +117,7 @@ class KvmBackend:
         now = time.monotonic()
         for machine in list(self.machines.values()):
             for runner in machine.runners:
-                since = runner.pending_since
-                if since and now - since > 2 * FLUSH_SECONDS:
+                if runner.stale(now, 2 * FLUSH_SECONDS):
                     runner.send(Flush())
 
     def _start(self, cfg: VmConfig) -> Machine:
@@ -108,7 +127,7 @@ class KvmBackend:
         machine = Machine(
             self._kvm, vm_id, cfg, table=self._table, outlet=self._outlet, breaks=self.breaks,
             break_timeout=self.config.break_timeout, on_fault=self.config.on_fault,
-            flood_limit=self.config.flood_limit or None,
+            flood_limit=self.config.flood_limit or None, fast=self._fast,
         )  # fmt: skip
         self.machines[vm_id] = machine
         machine.start()
@@ -120,7 +139,12 @@ class KvmBackend:
             await asyncio.gather(*(asyncio.to_thread(m.stop) for m in machines))
 
     def hooks_changed(self) -> None:
-        """vCPU loops notice ``table.version`` changing on their next exit; nothing to do."""
+        """Kick every vCPU: the C loop answers exits without looking at the table, so it must
+        come back to Python to pick up the new plans (the Python loop would see the table's
+        version on its next exit anyway)."""
+        for machine in self.machines.values():
+            for runner in machine.runners:
+                runner.kick()
 
     def counters(self) -> dict[str, int]:
         runners = [r for m in self.machines.values() for r in m.runners]
@@ -133,6 +157,7 @@ class KvmBackend:
             "kvm_open_bus_reads": open_reads,
             "kvm_open_bus_writes": open_writes,
             "kvm_paused_vcpus": len(self.breaks),
+            "kvm_fast_path": int(self.fast_path),
             "dropped_handoff": self._outlet.handoff.dropped if self._outlet else 0,
         }
 

@@ -8,6 +8,7 @@ is ignored — and are counted per port (``open_bus_reads`` / ``open_bus_writes`
 
 from __future__ import annotations
 
+import array
 from typing import Protocol
 
 from agent.model import MAX_PORT
@@ -37,8 +38,9 @@ class PortBus:
         self._ranges: list[tuple[int, int, BusDevice]] = []  # (base, length, device)
         # port -> (device, offset) or None; a list beats a dict for dense int keys
         self.slots: list[tuple[BusDevice, int] | None] = [None] * PORTS
-        self.open_bus_reads = [0] * PORTS
-        self.open_bus_writes = [0] * PORTS
+        # machine words (array 'Q'): the C fast path counts into the same memory
+        self.open_bus_reads = array.array("Q", bytes(8 * PORTS))
+        self.open_bus_writes = array.array("Q", bytes(8 * PORTS))
 
     def register(self, base: int, length: int, device: BusDevice, first_offset: int = 0) -> None:
         """Give ``device`` ports ``[base, base + length)``; ``BusError`` on overlap.

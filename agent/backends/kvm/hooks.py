@@ -100,7 +100,7 @@ class _Access:
 def _fetch(vcpu: Vcpu) -> tuple[tuple[int, ...], _Mode]:
     """Registers and mode at the exit: from kvm_run's sync area (no ctypes, no ioctl), else by
     KVM_GET_REGS / KVM_GET_SREGS."""
-    if vcpu.synced:
+    if vcpu.regs_synced:
         run_map = vcpu.run_map
         regs = _REGS.unpack_from(run_map, S.RUN_SYNC_REGS_OFFSET)
         return regs, _MODE.unpack_from(run_map, S.RUN_SYNC_SREGS_OFFSET)
@@ -121,9 +121,7 @@ class HookedIo:
         self.vm_name = vm_name
         self.break_timeout = break_timeout
         self.notify = lambda kind, fields: None  # replaced by the VM: outlet.notice
-        self._insns: dict[_InsnKey, tuple[mmap.mmap, int, bytes, Insn]] = {}  # see insn()
-        self._last_regs: tuple[int, ...] = ()  # the registers of the last hooked exit
-        self._last_map: dict[str, int] = {}
+        self._insns: dict[_InsnKey, tuple[mmap.mmap, int, bytes, Insn, int]] = {}  # see insn()
 
     @staticmethod
     def ports(table: HookTable) -> tuple[frozenset[int] | None, frozenset[int] | None]:
@@ -161,8 +159,13 @@ class HookedIo:
         hit = self._insns.get(key)
         if hit is None:
             return None
-        mapping, off, code, insn = hit
+        mapping, off, code, insn, _ = hit
         return insn if mapping[off : off + len(code)] == code else None
+
+    def cached_code(self, key: _InsnKey) -> tuple[Insn, int, bytes] | None:
+        """(instruction, host address of its bytes, the bytes) cached under ``key``."""
+        hit = self._insns.get(key)
+        return None if hit is None else (hit[3], hit[4], hit[2])
 
     def insn(self, runner: VcpuRunner, acc: _Access, key: _InsnKey) -> Insn:
         """Decode the instruction behind the exit and cache it under ``key`` with the bytes it
@@ -177,7 +180,9 @@ class HookedIo:
         if found is not None and found[1] + len(code) <= found[0].offset + found[0].size:
             if len(self._insns) >= INSN_CACHE_MAX:
                 self._insns.clear()
-            self._insns[key] = (found[0].mapping, found[1], code, insn)
+            region, off = found
+            host = region.host + off - region.offset if region.host else 0
+            self._insns[key] = (region.mapping, off, code, insn, host)
         return insn
 
     def decode(self, runner: VcpuRunner, acc: _Access) -> tuple[int, bytes, Insn | None]:
@@ -207,10 +212,11 @@ class HookedIo:
             return
         ts = time_ns()
         regs, mode = _fetch(runner.vcpu)
-        if regs != self._last_regs:  # a dict of 18 ints costs more than the rest of an event
-            self._last_regs, self._last_map = regs, dict(zip(S.REG_NAMES, regs, strict=True))
-        regs_map = self._last_map  # shared by exits with the same registers: never mutated
+        if regs != runner.last_regs:  # a dict of 18 ints costs more than the rest of an event
+            runner.last_regs, runner.last_map = regs, dict(zip(S.REG_NAMES, regs, strict=True))
+        regs_map = runner.last_map  # shared by exits with the same registers: never mutated
         key = (regs[_RIP], mode, port | is_in << 16 | (regs[_RDX] & 0xFFFF == port) << 17)
+        runner.last_key = key
         acc = None
         insn = self.cached_insn(key)
         if insn is None:

@@ -18,6 +18,7 @@ from agent.backends.kvm._kvm import Kvm, Vcpu, Vm
 from agent.backends.kvm.bus import PortBus
 from agent.backends.kvm.devices import PcDevices, attach_pc_devices
 from agent.backends.kvm.devices.pic import Ticker
+from agent.backends.kvm.fast import FastLib, FastPath
 from agent.backends.kvm.hooks import HookedIo
 from agent.backends.kvm.memory import GuestMemory
 from agent.backends.kvm.runner import Breaks, Interrupt, Outlet, Stop, VcpuRunner, VcpuState
@@ -64,6 +65,7 @@ class Machine:
         on_fault: str = "stop",
         entries: tuple[int, ...] = (),
         flood_limit: float | None = None,
+        fast: FastLib | None = None,
     ) -> None:
         check_vm_config(config)
         self.id, self.name, self.config = vm_id, config.name, config
@@ -95,6 +97,10 @@ class Machine:
                        flood_limit=flood_limit)
             for v in self.vcpus
         ]  # fmt: skip
+        if fast is not None:
+            for runner in self.runners:
+                v = runner.vcpu
+                runner.fast = FastPath(fast, v.fd, v.run_map, self.bus, v.sync_bits)
         self.ticker: Ticker | None = None
         if config.bios:  # firmware waits for timer ticks (IRQ 0) to time out its prompts
             deliver = lambda: self.runners[0].send(Interrupt())  # noqa: E731

@@ -32,6 +32,7 @@ class Region:
     mapping: mmap.mmap
     offset: int
     readonly: bool
+    host: int = 0  # host address of mapping[offset] (stable while the mapping is open)
 
     @property
     def end(self) -> int:
@@ -65,7 +66,7 @@ class GuestMemory:
             if gpa < r.end and r.gpa < gpa + size:
                 raise KvmError("KVM_SET_USER_MEMORY_REGION", errno.EEXIST, f"overlaps {r.gpa:#x}")
         base = ctypes.addressof(ctypes.c_char.from_buffer(mapping))  # temporary export only
-        region = Region(len(self.regions), gpa, size, mapping, offset, readonly)
+        region = Region(len(self.regions), gpa, size, mapping, offset, readonly, base + offset)
         self._vm.set_memory(region.slot, gpa, size, base + offset, readonly=readonly)
         self.regions.append(region)
         return region

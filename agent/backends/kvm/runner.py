@@ -38,7 +38,9 @@ from agent.errors import AgentError, BackendError, KvmError
 from agent.hooks.table import HookTable
 
 if TYPE_CHECKING:
+    from agent.backends.kvm.fast import FastPath
     from agent.backends.kvm.hooks import HookedIo, Plan
+    from agent.batch import Block
     from agent.events import Event
 
 __all__ = [
@@ -120,6 +122,8 @@ class Outlet(Protocol):
 
     def events(self, batch: list[Event]) -> None: ...
 
+    def blocks(self, blocks: list[Block]) -> None: ...
+
     def notice(self, kind: str, fields: dict[str, object]) -> None: ...
 
 
@@ -190,8 +194,10 @@ class VcpuRunner:
         self.flood_limit = flood_limit  # exits per second counted as a flood (None: never)
         self.state = VcpuState.PAUSED
         self.reason = ""
-        self.exits = 0
+        self._exits = 0
+        self.fast: FastPath | None = None  # the C loop (see fast.py), set before start()
         self.other_exits = 0  # exits other than port I/O (io exits = exits - other_exits)
+        self.slow_exits = 0  # exits the C fast path handed to Python (fast.py)
         # queue.Queue, not SimpleQueue: CPython 3.11's SimpleQueue.get(timeout=...) interrupted by
         # a signal (our kick) near its deadline waits forever (a negative timeout); Queue's
         # Condition recomputes the deadline correctly
@@ -200,6 +206,11 @@ class VcpuRunner:
         self.pending_since = 0.0  # monotonic time of the oldest unflushed event (0: none)
         self._first_ts = 0  # its Event.ts: the hot path compares timestamps it already has
         self.plans: dict[int, Plan] = {}  # hooks.HookedIo.plan's cache, per table version
+        # the hook path's per-thread memory (hooks.HookedIo.io): the last exit's registers as a
+        # tuple and as the dict events share, and its instruction key
+        self.last_regs: tuple[int, ...] = ()
+        self.last_map: dict[str, int] = {}
+        self.last_key: tuple[int, tuple[int, ...], int] | None = None
         self.pic: Pic | None = None  # the interrupt controller this vCPU takes IRQs from
         self._paused = False
         self._alive = False
@@ -239,7 +250,10 @@ class VcpuRunner:
 
     def _main(self) -> None:
         try:
-            self._loop()
+            if self.fast is not None:
+                self._fast_loop(self.fast)
+            else:
+                self._loop()
         except _Stopped:
             if self.state not in (VcpuState.HALTED, VcpuState.FAILED):
                 self.state = VcpuState.STOPPED
@@ -275,13 +289,13 @@ class VcpuRunner:
         window_start = time.monotonic()
         while True:
             if run_ioctl(fd, kvm_run_req, 0) < 0:
-                self.exits = exits
+                self._exits = exits
                 self._interrupted(ctypes.get_errno())
                 continue
             exits += 1
             reason, d, size, port, count, off = unpack(run_map, 8)
             if reason != S.EXIT_IO:
-                self.exits = exits
+                self._exits = exits
                 self._other_exit(reason)
                 continue
             if table.version != version:
@@ -313,9 +327,78 @@ class VcpuRunner:
             else:
                 self.emulate_out(size, port, count, off)
             if not exits & COUNT_EVERY:  # publish the counter now and then, not per exit
-                self.exits = exits
+                self._exits = exits
                 if not exits % FLOOD_WINDOW:
                     window_start = self._flood_check(window_start)
+
+    def _fast_loop(self, fast: FastPath) -> None:
+        """The loop with the C fast path: Python sees only the exits C hands up (fast.py)."""
+        from agent.backends.kvm.fast import P_HOOKED, P_OBSERVE, R_ERRNO, R_FLUSH, R_TICK
+
+        st, run, unpack, run_map = fast.state, fast.run, _EXIT.unpack_from, self.vcpu.run_map
+        table = self.table if self.table is not None else HookTable()
+        hooked, slots = self.hooked, self.bus.slots
+        fast.rebase()
+        version = -1
+        window_start, window_exits = time.monotonic(), 0
+        while True:
+            if table.version != version:
+                self.flush()  # the ring was recorded under the old plans
+                version = table.version
+                self._replan(fast, table)
+            ret = run()
+            if ret == R_FLUSH:
+                self.flush()
+                continue
+            if ret == R_TICK:
+                if st.exits - window_exits >= FLOOD_WINDOW:
+                    window_exits = st.exits
+                    window_start = self._flood_check(window_start)
+                continue
+            if ret == R_ERRNO:
+                self._interrupted(st.err)
+                continue
+            self.slow_exits += 1
+            reason, d, size, port, count, off = unpack(run_map, 8)
+            if reason != S.EXIT_IO:
+                self._other_exit(reason)
+                continue
+            is_in = d == S.EXIT_IO_IN
+            key = port | is_in << 16
+            planned = fast.planned(key)
+            if planned != P_OBSERVE and planned != P_HOOKED:
+                if is_in:  # a device
+                    self.emulate_in(size, port, count, off)
+                else:
+                    self.emulate_out(size, port, count, off)
+                continue
+            if st.n:
+                self.flush()  # keep event order: what C recorded came first
+            self.last_key = None
+            hooked.io(self, is_in, size, port, count, off)
+            plan = self.plans.get(key)
+            if plan is None:
+                continue
+            if planned == P_HOOKED:
+                fast.resolve(key, plan)  # a lazily planned port (`!ioin all`)
+            last = self.last_key
+            if count == 1 and last is not None and fast.planned(key) == P_OBSERVE:
+                cached = hooked.cached_code(last)
+                if cached is not None and slots[port] is None:
+                    fast.install(last[0], last[1], last[2], *cached)
+
+    def _replan(self, fast: FastPath, table: HookTable) -> None:
+        """A new table: plans for every hooked port now (or lazily for "all ports")."""
+        self.plans = {}
+        lazy: set[int] = set()
+        plans: dict[int, Plan] = {}
+        for is_in, ports in zip((True, False), self.hooked.ports(table), strict=True):
+            if ports is None:
+                lazy.add(int(is_in))
+                continue
+            for port in ports:
+                plans[port | is_in << 16] = self.hooked.plan(self, is_in, port)
+        fast.replan(plans, lazy)
 
     # -- emulation helpers (also used by the hook path) --------------------------------------
 
@@ -350,6 +433,10 @@ class VcpuRunner:
     # -- events ------------------------------------------------------------------------------
 
     @property
+    def exits(self) -> int:
+        return int(self.fast.state.exits) if self.fast is not None else self._exits
+
+    @property
     def io_exits(self) -> int:
         return self.exits - self.other_exits
 
@@ -370,11 +457,28 @@ class VcpuRunner:
             self.flush()
 
     def flush(self) -> None:
-        """Hand buffered events to the outlet (one call per batch)."""
+        """Hand buffered events to the outlet (one call per batch): the Python path's, then
+        the C ring's (which holds the later accesses)."""
         if self.events:
             batch, self.events = self.events, []
             self.pending_since = 0.0
             self.outlet.events(batch)
+        fast = self.fast
+        if fast is not None and fast.state.n:
+            hooked = self.hooked
+            blocks = fast.blocks(self.plans, hooked.vm_id, hooked.vm_name, self.index)
+            if blocks:
+                self.outlet.blocks(blocks)
+
+    def stale(self, now: float, older_than: float) -> bool:
+        """True if events have waited in this thread longer than ``older_than`` seconds."""
+        since = self.pending_since
+        if since and now - since > older_than:
+            return True
+        fast = self.fast
+        if fast is None or not fast.state.n:
+            return False
+        return bool(time.time_ns() - fast.state.first_ts > older_than * 1e9)
 
     # -- waiting and commands ----------------------------------------------------------------
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-from agent.backends.base import Notify, Sink
-from agent.batch import F_OUT, Block, BlockSink
+from agent.backends.base import Notify, Sink, block_sink
+from agent.batch import F_OUT, Block
 from agent.config import SimConfig
 from agent.errors import CapabilityError, NotFoundError
 from agent.events import Event
@@ -135,8 +135,7 @@ class SimBackend:
         A sink that is not a pipeline's ``submit`` (tests) gets every hit as an event.
         """
         self._notify = notify
-        owner = getattr(sink, "__self__", None)
-        blocks_to = owner.submit_blocks if isinstance(owner, BlockSink) else None
+        blocks_to = block_sink(sink)
         ready()
         carry = 0.0
         next_tick = time.monotonic()
@@ -146,10 +145,8 @@ class SimBackend:
             self._expire_breaks()
             for chunk in range(0, n, CHUNK):  # share the loop with the pipeline and publisher
                 blocks, events = self._step(table, min(CHUNK, n - chunk))
-                if blocks and blocks_to is not None:
+                if blocks:
                     blocks_to(blocks)
-                elif blocks:
-                    events = [e for b in blocks for e in b.events()] + events
                 if events:
                     sink(events)
                 if n > CHUNK:

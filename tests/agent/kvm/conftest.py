@@ -15,10 +15,13 @@ from typing import Any
 
 import pytest
 
+from agent.backends.kvm import fast
 from agent.backends.kvm._kvm import Kvm
+from agent.backends.kvm.fast import FastLib
 from agent.backends.kvm.guests.build import Guest, ToolchainMissing, assemble, build_all
 from agent.backends.kvm.machine import Machine
 from agent.backends.kvm.runner import Breaks, install_kick_handler
+from agent.batch import Block
 from agent.config import VmConfig
 from agent.errors import KvmError
 from agent.events import Event
@@ -66,6 +69,7 @@ class Collector:
     def __init__(self) -> None:
         self.batches: list[list[Event]] = []
         self.notices: list[tuple[str, dict[str, object]]] = []
+        self.block_calls = 0
         self._cond = threading.Condition()
 
     def all_events(self) -> list[Event]:
@@ -77,6 +81,12 @@ class Collector:
         with self._cond:
             self.batches.append(batch)
             self._cond.notify_all()
+
+    def blocks(self, blocks: list[Block]) -> None:
+        """The Outlet side of the C loop's columns: kept as one batch of events."""
+        self.events([e for b in blocks for e in b.events()])
+        with self._cond:
+            self.block_calls += 1
 
     def notice(self, kind: str, fields: dict[str, object]) -> None:
         with self._cond:
@@ -136,9 +146,21 @@ def collector() -> Collector:
 MakeVm = Callable[..., Machine]
 
 
+def _fast_lib() -> FastLib:
+    lib, why = fast.load()
+    if lib is None:
+        pytest.fail(f"the kvm fast path does not build here: {why}")
+    return lib
+
+
 @pytest.fixture
 def make_vm(request: pytest.FixtureRequest, kvm: Kvm, collector: Collector) -> Iterator[MakeVm]:
-    """``make_vm(guest, table=None, vm_id=1, start=True, **VmConfig/Machine kwargs)``."""
+    """``make_vm(guest, table=None, vm_id=1, start=True, **VmConfig/Machine kwargs)``.
+
+    VMs run the Python vCPU loop, or the C fast path where a test parametrizes this fixture
+    with "c-loop" (``pytest.mark.parametrize("make_vm", [...], indirect=True)``).
+    """
+    lib = _fast_lib() if getattr(request, "param", "python-loop") == "c-loop" else None
     made: list[Machine] = []
     request.node.stash[MACHINES] = made
     breaks = Breaks()
@@ -153,7 +175,7 @@ def make_vm(request: pytest.FixtureRequest, kvm: Kvm, collector: Collector) -> I
         config = VmConfig(name=cfg.pop("name", f"vm{vm_id}"), **cfg)
         m = Machine(kvm, vm_id, config, table=table, outlet=collector,
                     breaks=breaks, break_timeout=break_timeout, on_fault=on_fault,
-                    entries=entries, flood_limit=flood_limit)  # fmt: skip
+                    entries=entries, flood_limit=flood_limit, fast=lib)  # fmt: skip
         made.append(m)
         if start:
             m.start()

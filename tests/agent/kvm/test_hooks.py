@@ -13,7 +13,11 @@ from agent.hooks.table import HookTable
 from agent.model import Direction, Stage
 from tests.agent.kvm.conftest import Collector, MakeVm, spec, wait_state
 
-pytestmark = pytest.mark.kvm
+# every test twice: the C fast path and the Python loop must agree on every semantic
+pytestmark = [
+    pytest.mark.kvm,
+    pytest.mark.parametrize("make_vm", ["c-loop", "python-loop"], indirect=True),
+]
 
 # IN from 0xe8 (a device answering 0x5a), OUT of 0x41 to 0xe9 (recorded); then report RAX on
 # COM1's scratch register (0x3ff) so the test sees what the guest ended up with; halt.
