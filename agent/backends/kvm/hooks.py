@@ -15,7 +15,8 @@ Events carry the registers *at the exit*. For string I/O each event carries ever
 exit: KVM hands one exit up to a page (and 1 KiB) of INS elements and advances RDI/RCX itself when
 the guest resumes; OUTS exits once per element, with RSI/RCX already advanced in the registers.
 
-Cost: a hooked exit is paid twice (the vCPU thread holds the GIL the event loop needs), so the
+Cost (where the C fast path does not take the exit, see :mod:`.fast`): a hooked exit is paid
+twice (the vCPU thread holds the GIL the event loop needs), so the
 work per exit is decided once per table version and port (:class:`Plan`: the matching rules,
 and whether any of them can change the access — observe-only rules take :meth:`HookedIo._observe`,
 no second pass over values); registers come from the ``kvm_run`` sync area with one

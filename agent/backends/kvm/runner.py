@@ -5,7 +5,14 @@ State machine: ``running`` ⇄ ``paused`` (a break, or a pause command) → ``ha
 sets ``kvm_run.immediate_exit`` and sends SIGUSR1 (whose Python handler is a no-op) so a
 ``KVM_RUN`` in progress returns EINTR and the loop reads its commands.
 
-The hot path is the port-I/O exit with no matching hook: read the exit with one
+Two loops, same semantics. With the C fast path (:mod:`.fast`, the default where a C compiler
+exists), ``_fast_loop`` calls ``fastpath.c``'s loop, which runs ``KVM_RUN`` without the GIL and
+answers open-bus ports and observe-only hooked accesses itself (those become per-hook
+:class:`~agent.batch.Block` columns in :meth:`VcpuRunner.flush`); every other exit comes back here
+and is handled as below. The C ring is drained before Python handles an exit that can make
+events, so events keep their order. Without the fast path, ``_loop`` does all of it in Python.
+
+The Python loop's hot path is the port-I/O exit with no matching hook: read the exit with one
 ``struct.unpack_from`` on the ``kvm_run`` mapping, look the port up in the bus's table, answer,
 re-enter — no allocation, no register fetch. Only when the hook table has a rule for the port
 does the loop hand the exit to :mod:`.hooks` (rules per port cached in :attr:`VcpuRunner.plans`
