@@ -97,13 +97,17 @@ class FastLib:
 
     def __init__(self, path: Path) -> None:
         lib = ctypes.CDLL(str(path))  # CDLL: calls release the GIL
-        abi = ctypes.sizeof(Fast) << 16 | ctypes.sizeof(Insn_)
+        abi = ctypes.sizeof(Fast) << 16 | ctypes.sizeof(Insn_) << 8 | INSN_SLOTS
         lib.ioin_abi.restype = ctypes.c_uint32
         if lib.ioin_abi() != abi:
             raise OSError(f"{path.name}: struct layout differs from fast.py (rebuild it)")
         self.run: Callable[[ctypes.c_void_p | int], int] = lib.ioin_run
         lib.ioin_run.argtypes = [ctypes.c_void_p]
         lib.ioin_run.restype = ctypes.c_int
+        # the instruction cache's slot of (rip, port): C's own hash, not a Python copy of it
+        self.insn_slot: Callable[[int, int], int] = lib.ioin_insn_slot
+        lib.ioin_insn_slot.argtypes = [ctypes.c_uint64, ctypes.c_uint32]
+        lib.ioin_insn_slot.restype = ctypes.c_uint32
         self.path = path
 
 
@@ -236,7 +240,7 @@ class FastPath:
             return
         cs_base, cs_l, cr0, cr3, efer = mode
         port = bits & 0xFFFF
-        slot = self.insns[(rip ^ (rip >> 6) ^ port) & (INSN_SLOTS - 1)]
+        slot = self.insns[self.lib.insn_slot(rip, port)]
         slot.key = 0  # invalid while it changes
         slot.rip, slot.cs_base, slot.cr0, slot.cr3, slot.efer = rip, cs_base, cr0, cr3, efer
         slot.start, slot.host, slot.len = insn.start, host, len(code)

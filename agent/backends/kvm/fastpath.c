@@ -75,7 +75,7 @@ uint32_t ioin_insn_slot(uint64_t rip, uint32_t port)
 
 uint32_t ioin_abi(void)
 {
-    return (uint32_t)(sizeof(struct ioin_fast) << 16 | sizeof(struct ioin_insn));
+    return (uint32_t)(sizeof(struct ioin_fast) << 16 | sizeof(struct ioin_insn) << 8 | INSN_SLOTS);
 }
 
 static inline uint64_t now_ns(void)

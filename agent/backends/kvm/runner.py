@@ -41,6 +41,7 @@ from agent.backends.kvm._kvm import Vcpu
 from agent.backends.kvm.bus import PortBus
 from agent.backends.kvm.devices.pic import Pic
 from agent.backends.kvm.exits import Hlt, Mmio, Unknown
+from agent.backends.kvm.fast import P_HOOKED, P_OBSERVE, R_ERRNO, R_FLUSH, R_TICK
 from agent.errors import AgentError, BackendError, KvmError
 from agent.hooks.table import HookTable
 
@@ -340,8 +341,6 @@ class VcpuRunner:
 
     def _fast_loop(self, fast: FastPath) -> None:
         """The loop with the C fast path: Python sees only the exits C hands up (fast.py)."""
-        from agent.backends.kvm.fast import P_HOOKED, P_OBSERVE, R_ERRNO, R_FLUSH, R_TICK
-
         st, run, unpack, run_map = fast.state, fast.run, _EXIT.unpack_from, self.vcpu.run_map
         table = self.table if self.table is not None else HookTable()
         hooked, slots = self.hooked, self.bus.slots
