@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import typer
 
-from controller import cmd_fleet, cmd_hooks, cmd_watch
+from controller import cmd_apply, cmd_fleet, cmd_hooks, cmd_hosts, cmd_watch
 from controller.errors import ControllerError
 from controller.render import warn
 
@@ -29,6 +29,9 @@ app = typer.Typer(
 app.command("push")(cmd_hooks.push)
 app.command("explain")(cmd_hooks.explain)
 app.add_typer(cmd_hooks.hooks_app, name="hooks")
+app.command("apply")(cmd_apply.apply)
+app.command("diff")(cmd_apply.diff)
+app.command("hosts")(cmd_hosts.hosts)
 app.command("status")(cmd_fleet.status)
 app.command("resume")(cmd_fleet.resume)
 app.add_typer(cmd_fleet.vm_app, name="vm")

@@ -189,6 +189,8 @@ async def call_host(
             ):
                 return HostResult(host, error=error, attempts=attempt, elapsed=_since(start))
             await asyncio.sleep(pause)
+        except ControllerError as e:  # the call's own refusal (e.g. an apply plan conflict)
+            return HostResult(host, error=e, attempts=attempt, elapsed=_since(start))
         except TimeoutError:
             error = AgentUnreachable(
                 host.name, host.address, f"no answer within {policy.timeout:g} s", "timeout"

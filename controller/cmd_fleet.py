@@ -56,7 +56,7 @@ def status(
     if not chosen:
         raise UsageError(f"status {host}: no such agent among {len(t.hosts)} targets")
     report = Report("status", views.STATUS, fleet.output, detail=views.status_detail)
-    return exit_code(gather(replace(t, hosts=chosen[:1]), fn, report, idempotent=True))
+    return exit_code(gather(replace(t, hosts=chosen[:1]), lambda _: fn, report, idempotent=True))
 
 
 def resume(
@@ -81,7 +81,7 @@ def resume(
         request.value = number("--value", value, 0xFFFF_FFFF)
     report = Report("resume", views.RESUME, output)
     fn = lambda s, d: s.Resume(request, timeout=d)  # noqa: E731
-    return exit_code(gather(t, fn, report, about=("break", break_id)))
+    return exit_code(gather(t, lambda _: fn, report, about=("break", break_id)))
 
 
 @vm_app.command("list")

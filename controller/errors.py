@@ -11,6 +11,7 @@ One root; every subclass carries fields, not only text, and an ``exit_code`` tha
     ├── InvalidHook(message, token, exit_code)   the hook language refused a command
     ├── AgentUnreachable(host, address, reason, kind)  no answer (kind: refused, timeout, tls, ...)
     ├── RemoteError(host, code, details)         the agent answered with a gRPC error status
+    ├── PlanConflict(hook, policy, problem)      `apply` cannot own a hook on an agent
     └── BrokerError(address, reason)             the MQTT broker refused us or went away
 
 ``grpc.aio.AioRpcError`` becomes ``AgentUnreachable`` / ``RemoteError`` in exactly one place,
@@ -26,6 +27,7 @@ __all__ = [
     "ControllerError",
     "InvalidHook",
     "InventoryError",
+    "PlanConflict",
     "PolicyError",
     "RemoteError",
     "SelectorError",
@@ -116,6 +118,16 @@ class RemoteError(ControllerError):
         self.code = code
         self.details = details
         super().__init__(f"{host}: {code}: {details}")
+
+
+class PlanConflict(ControllerError):
+    """``apply`` would set hook ``hook`` for ``policy`` on an agent but must not: ``problem``."""
+
+    def __init__(self, hook: str, policy: str, problem: str) -> None:
+        self.hook = hook
+        self.policy = policy
+        self.problem = problem
+        super().__init__(f"hook '{hook}' of policy '{policy}': {problem}")
 
 
 class BrokerError(ControllerError):

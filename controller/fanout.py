@@ -33,6 +33,7 @@ __all__ = [
     "Share",
     "Targets",
     "fan_out",
+    "fan_out_each",
     "raise_fd_limit",
 ]
 
@@ -128,7 +129,21 @@ async def fan_out(
     on_result: Callable[[HostResult[T]], None] | None = None,
 ) -> list[HostResult[T]]:
     """Run ``fn`` on every host (see the module docstring); results in the inventory's order."""
-    run = _Run(t, fn, CallPolicy(t.timeout, idempotent), about, on_result)
+    return await fan_out_each(
+        t, lambda _: fn, idempotent=idempotent, about=about, on_result=on_result
+    )
+
+
+async def fan_out_each(
+    t: Targets,
+    call_for: Callable[[Host], Call[T]],
+    *,
+    idempotent: bool = False,
+    about: About = None,
+    on_result: Callable[[HostResult[T]], None] | None = None,
+) -> list[HostResult[T]]:
+    """:func:`fan_out` with a call made for each host (``apply`` plans per host)."""
+    run = _Run(t, call_for, CallPolicy(t.timeout, idempotent), about, on_result)
     return await run.all()
 
 
@@ -138,12 +153,12 @@ class _Run(Generic[T]):
     def __init__(
         self,
         t: Targets,
-        fn: Call[T],
+        call_for: Callable[[Host], Call[T]],
         policy: CallPolicy,
         about: About,
         on_result: Callable[[HostResult[T]], None] | None,
     ) -> None:
-        self.t, self.fn, self.policy, self.about = t, fn, policy, about
+        self.t, self.call_for, self.policy, self.about = t, call_for, policy, about
         self.on_result = on_result
         self.slots = asyncio.Semaphore(concurrency_for(t.concurrency))
         self.budget = t.rollout.budget(len(t.hosts))
@@ -178,7 +193,8 @@ class _Run(Generic[T]):
             if self.end is not None:  # only the time left: the command ends by its deadline
                 left = max(self.end - time.monotonic(), 0.001)
                 policy = replace(policy, timeout=min(policy.timeout, left))
-            self._done(i, await call_host(host, self.t.security, self.fn, policy, self.about))
+            fn = self.call_for(host)
+            self._done(i, await call_host(host, self.t.security, fn, policy, self.about))
 
     def _done(self, i: int, result: HostResult[T]) -> None:
         self.results[i] = result

@@ -36,6 +36,7 @@ __all__ = [
     "InventoryOpt",
     "KeyOpt",
     "OutputOpt",
+    "SelectorOpt",
     "TimeoutOpt",
     "fleet_command",
     "number",
@@ -114,10 +115,14 @@ class FleetOptions:
     def parsed_selector(self) -> Selector:
         return parse_selector(self.selector or "")
 
-    def targets(self) -> Targets:
-        """Resolve hosts, selector, security, deadlines and rollout (flags over the file)."""
+    def targets(self, *, include_offline: bool = False) -> Targets:
+        """Resolve hosts, selector, security, deadlines and rollout (flags over the file).
+
+        ``include_offline``: with ``--discover``, also the agents whose will says offline (so
+        ``apply`` reports them as not converged instead of forgetting them).
+        """
         selector = self.parsed_selector()
-        inv = self._inventory()
+        inv = self._inventory(include_offline)
         hosts = [h for h in inv.hosts if selector.matches(h.labels)]
         if not hosts:
             where = f" match selector '{selector}'" if selector.requirements else " were found"
@@ -140,7 +145,7 @@ class FleetOptions:
             raise UsageError("--batch must be at least 1 (or 1%)")
         return Targets(t.hosts, t.security, t.timeout, self.deadline, self.concurrency, rollout)
 
-    def _inventory(self) -> Inventory:
+    def _inventory(self, include_offline: bool) -> Inventory:
         if self.hosts is not None and (self.inventory is not None or self.discover):
             raise UsageError("give --hosts alone, not with --inventory or --discover")
         if self.inventory is None and self.hosts is None and not self.discover:
@@ -153,16 +158,16 @@ class FleetOptions:
         if not self.discover:
             assert inv is not None
             return inv
-        return self._discovered(inv)
+        return self._discovered(inv, include_offline)
 
-    def _discovered(self, inv: Inventory | None) -> Inventory:
+    def _discovered(self, inv: Inventory | None, include_offline: bool) -> Inventory:
         defaults = inv.defaults if inv is not None else Defaults()
         broker = self.broker or defaults.broker or DEFAULT_BROKER
         found = asyncio.run(discover(broker))
         extra = {h.name: dict(h.labels) for h in (inv.hosts if inv is not None else ())}
         hosts: list[Host] = []
         for agent in found.agents.values():
-            if agent.online and agent.address:
+            if (agent.online or include_offline) and agent.address:
                 hosts.append(agent.host(extra.get(agent.name)))
         hosts.sort(key=lambda h: h.name)
         return Inventory(tuple(hosts), f"discovered on {broker}", defaults)

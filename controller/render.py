@@ -37,6 +37,7 @@ from controller.progress import Progress
 __all__ = [
     "Output",
     "Report",
+    "Row",
     "View",
     "console",
     "error_json",

@@ -112,13 +112,13 @@ class _Tokens:
 def parse_selector(text: str) -> Selector:
     """Parse ``text``; ``SelectorError`` names the offending token."""
     tokens = _Tokens(text)
-    reqs: list[Requirement] = []
+    if tokens.peek() is None:
+        return Selector((), text.strip())  # the empty selector selects everything
+    reqs = [_requirement(tokens)]
     while tokens.peek() is not None:
-        reqs.append(_requirement(tokens))
-        if tokens.peek() is not None and tokens.take("','") != ",":
+        if tokens.take("','") != ",":
             raise tokens.fail("expected ',' between requirements")
-    if text.strip() and not reqs:
-        raise SelectorError(text, text, 0, "no requirement")
+        reqs.append(_requirement(tokens))  # a trailing comma wants one more
     return Selector(tuple(reqs), text.strip())
 
 
