@@ -35,11 +35,7 @@ FileArg = Annotated[Path, typer.Argument(help="Policy file (TOML, [[policy]] tab
 def _outcome(plan: HostPlan) -> str:
     if not plan.changes:
         return "unchanged"
-    counts: dict[str, int] = {}
-    for change in plan.changes:
-        counts[str(change.action)] = counts.get(str(change.action), 0) + 1
-    what = ", ".join(f"{n} to {action}" for action, n in counts.items())
-    return f"changed ({what})" if plan.applied else f"would change ({what})"
+    return "changed" if plan.applied else "would change"
 
 
 def _rows(plan: HostPlan) -> list[Row]:

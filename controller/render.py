@@ -153,7 +153,8 @@ class Report:
             console().print(self._table(results))
         failed = [r for r in results if r.error is not None]
         for r in failed[:_STDERR_FAILURES]:
-            warn(clean(str(r.error)))
+            text = clean(str(r.error))
+            warn(text if r.host.name in text else f"{r.host.name}: {text}")
         if len(failed) > _STDERR_FAILURES:
             warn(f"... and {len(failed) - _STDERR_FAILURES} more failed hosts")
         if self.output is Output.TABLE:
