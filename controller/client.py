@@ -129,7 +129,7 @@ def translate(
         reason = clean(_TRANSPORT_NOISE.sub("", details))
         return AgentUnreachable(host.name, host.address, reason, unreachable_kind(details))
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        reason = f"no answer within {timeout:g} s"
+        reason = f"no answer within {timeout:.3g} s"
         return AgentUnreachable(host.name, host.address, reason, "timeout")
     if about and about[1] not in details:
         details = f"{about[0]} '{about[1]}': {details}"
@@ -193,7 +193,7 @@ async def call_host(
             return HostResult(host, error=e, attempts=attempt, elapsed=_since(start))
         except TimeoutError:
             error = AgentUnreachable(
-                host.name, host.address, f"no answer within {policy.timeout:g} s", "timeout"
+                host.name, host.address, f"no answer within {policy.timeout:.3g} s", "timeout"
             )
             return HostResult(host, error=error, attempts=attempt, elapsed=_since(start))
 
