@@ -15,10 +15,13 @@ Equality ignores who applied a hook and when, so a second ``apply`` changes noth
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
+
+import grpc.aio
 
 from agent.wire import agent_pb2, hooks_pb2
 from controller.errors import PlanConflict
@@ -120,12 +123,21 @@ async def apply_host(
     plan = plan_host(policies, labels, status.hooks, owner)
     if dry_run:
         return plan
-    for change in plan.changes:
-        if change.spec is None:
-            await stub.RemoveHook(agent_pb2.HookRef(id=change.hook_id), timeout=deadline)
-        else:
-            await stub.SetHook(agent_pb2.SetHookRequest(spec=change.spec), timeout=deadline)
+    # The changes touch distinct hook ids: sent together over the one channel (HTTP/2 streams).
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for change in plan.changes:
+                tg.create_task(_carry_out(stub, change, deadline))
+    except* grpc.aio.AioRpcError as failed:  # the first refusal speaks for the host
+        raise failed.exceptions[0] from None
     return replace(plan, applied=True)
+
+
+async def _carry_out(stub: AgentAsyncStub, change: Change, deadline: float) -> None:
+    if change.spec is None:
+        await stub.RemoveHook(agent_pb2.HookRef(id=change.hook_id), timeout=deadline)
+    else:
+        await stub.SetHook(agent_pb2.SetHookRequest(spec=change.spec), timeout=deadline)
 
 
 def _desired(
