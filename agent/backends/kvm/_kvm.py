@@ -24,8 +24,10 @@ from agent.backends.kvm.exits import (
     Intr,
     IoIn,
     IoOut,
+    IrqWindowOpen,
     Mmio,
     Shutdown,
+    SystemEvent,
     Unknown,
 )
 from agent.errors import KvmError
@@ -259,6 +261,11 @@ class Vcpu(_Fd):
             case S.EXIT_INTERNAL_ERROR:
                 ie = ex.internal
                 return InternalError(ie.suberror, tuple(ie.data[: min(ie.ndata, 16)]))
+            case S.EXIT_IRQ_WINDOW_OPEN:
+                return IrqWindowOpen()
+            case S.EXIT_SYSTEM_EVENT:
+                se = ex.system_event
+                return SystemEvent(se.type, tuple(se.data[: min(se.ndata, 16)]))
             case _:
                 return Unknown(reason, ex.hardware_exit_reason)
 

@@ -158,6 +158,13 @@ class KvmRunInternal(Structure):
     _fields_ = [("suberror", c_uint32), ("ndata", c_uint32), ("data", c_uint64 * 16)]
 
 
+class KvmRunSystemEvent(Structure):
+    """linux/kvm.h ``kvm_run.system_event`` (KVM_EXIT_SYSTEM_EVENT; ``data[0]`` is the old
+    ``flags``)."""
+
+    _fields_ = [("type", c_uint32), ("ndata", c_uint32), ("data", c_uint64 * 16)]
+
+
 class KvmRunExit(ctypes.Union):
     """linux/kvm.h: the exit-information union of ``struct kvm_run`` (padded to 256 bytes)."""
 
@@ -167,6 +174,7 @@ class KvmRunExit(ctypes.Union):
         ("io", KvmRunIo),
         ("mmio", KvmRunMmio),
         ("internal", KvmRunInternal),
+        ("system_event", KvmRunSystemEvent),
         ("padding", ctypes.c_char * 256),
     ]
 

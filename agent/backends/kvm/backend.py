@@ -13,8 +13,9 @@ import structlog
 from agent.backends.handoff import Handoff
 from agent.backends.kvm import fast
 from agent.backends.kvm._kvm import Kvm
+from agent.backends.kvm.commands import Breaks, Flush, Resume, install_kick_handler
+from agent.backends.kvm.context import FLUSH_SECONDS
 from agent.backends.kvm.machine import Machine
-from agent.backends.kvm.runner import FLUSH_SECONDS, Breaks, Flush, Resume, install_kick_handler
 from agent.config import KvmConfig, VmConfig
 from agent.errors import BackendError, NotFoundError
 from agent.hooks.table import HookTable
@@ -94,7 +95,7 @@ class KvmBackend:
         now = time.monotonic()
         for machine in list(self.machines.values()):
             for runner in machine.runners:
-                if runner.stale(now, 2 * FLUSH_SECONDS):
+                if runner.ctx.stale(now, 2 * FLUSH_SECONDS):
                     runner.send(Flush())
 
     def _start(self, cfg: VmConfig) -> Machine:
