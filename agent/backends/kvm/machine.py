@@ -24,7 +24,7 @@ from agent.backends.kvm.fast import FastLib, FastPath
 from agent.backends.kvm.insns import InsnCache
 from agent.backends.kvm.memory import GuestMemory
 from agent.backends.kvm.runner import VcpuRunner
-from agent.config import VmConfig
+from agent.config import MIB, VmConfig, vm_problems
 from agent.errors import ConfigError
 from agent.hooks.table import HookTable
 from agent.notices import Notice, NoticeKind
@@ -33,24 +33,8 @@ from agent.wire import agent_pb2
 
 __all__ = ["Machine"]
 
-MIB = 1 << 20
 STOP_TIMEOUT = 1.0  # seconds the vCPU threads get to end
 CONSOLE_KEEP = 1000  # console lines kept per VM (tests and failure reports read them)
-
-
-def check_vm_config(cfg: VmConfig) -> None:
-    """``ConfigError`` listing what is wrong with ``cfg``."""
-    problems = []
-    if bool(cfg.image) == bool(cfg.bios):
-        problems.append(f"vm '{cfg.name}': give exactly one of image and bios")
-    if cfg.mode not in boot.MODES:
-        problems.append(f"vm '{cfg.name}': mode must be one of {', '.join(boot.MODES)}")
-    if not 1 <= cfg.vcpus <= 64:
-        problems.append(f"vm '{cfg.name}': vcpus out of range 1..64")
-    if not 1 <= cfg.mem_mib <= 3072:
-        problems.append(f"vm '{cfg.name}': mem_mib out of range 1..3072")
-    if problems:
-        raise ConfigError(problems)
 
 
 class Machine:
@@ -71,7 +55,9 @@ class Machine:
         flood_limit: float | None = None,
         fast: FastLib | None = None,
     ) -> None:
-        check_vm_config(config)
+        problems = vm_problems(config, f"vm '{config.name}': ")
+        if problems:
+            raise ConfigError(problems)
         self.id, self.name, self.config = vm_id, config.name, config
         self.outlet = outlet
         self.policy = on_fault
