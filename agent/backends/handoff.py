@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from agent.batch import Block
+from agent.columns import Block
 from agent.events import Event
 from agent.notices import Notice
 from agent.sink import EventSink

@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from agent.batch import Block
+from agent.columns import Block
 from agent.events import Event
 from agent.hooks.table import HookTable
 from agent.model import Direction

@@ -6,7 +6,7 @@ in a ring of columns (see its header). This module builds it with the system C c
 ``_fastpath.so`` next to the source (or a cache directory if that is not writable), loads it with
 ctypes, and gives a vCPU thread a :class:`FastPath`: the shared state, the port plan, the
 instruction cache, and :meth:`FastPath.blocks`, which turns the ring into per-hook
-:class:`~agent.batch.Block` columns without creating an object per event.
+:class:`~agent.columns.Block` columns without creating an object per event.
 
 Where no compiler is present, :func:`load` returns None with the reason and the backend runs the
 pure Python loop (same semantics; slower).
@@ -39,7 +39,7 @@ from agent.backends.kvm.abi import (
 )  # fmt: skip
 from agent.backends.kvm.bus import PortBus
 from agent.backends.kvm.decode import Insn
-from agent.batch import F_OUT, F_POST, F_REGS, F_RIP, Block
+from agent.columns import F_OUT, F_POST, F_REGS, F_RIP, Block
 
 __all__ = ["FastLib", "FastPath", "build", "load"]
 

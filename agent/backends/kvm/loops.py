@@ -7,7 +7,7 @@ suspends the exit (``ctx.suspended``) and returns ``PAUSED``.
 
 With the C fast path (:mod:`.fast`, the default where a C compiler exists), ``fastpath.c`` runs
 ``KVM_RUN`` without the GIL and answers open-bus ports and observe-only hooked accesses itself
-(those become per-hook :class:`~agent.batch.Block` columns in ``ctx.flush``); every other exit
+(those become per-hook :class:`~agent.columns.Block` columns in ``ctx.flush``); every other exit
 comes back here. The C ring is drained before Python handles an exit that can make events, so
 events keep their order.
 
