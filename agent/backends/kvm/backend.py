@@ -150,6 +150,7 @@ class KvmBackend:
             "kvm_paused_vcpus": len(self.breaks),
             "kvm_fast_path": int(self.fast_path),
             "dropped_handoff": self._outlet.dropped if self._outlet else 0,
+            "dropped_notices": self._outlet.dropped_notices if self._outlet else 0,
         }
 
     async def resume(self, break_id: str, value: int | None) -> bool:

@@ -211,7 +211,8 @@ class FastPath:
 
     def blocks(self, plans: dict[int, Plan], vm: int, vm_name: str, vcpu: int) -> list[Block]:
         """Empty the ring into blocks: per accessed (direction, port), one block per rule and
-        stage, as :meth:`HookedIo._observe` would make events (IN pre-stage events have value 0)."""
+        stage, as the hook path's observe-only case makes events (IN pre-stage events have
+        value 0)."""
         st = self.state
         n = st.n
         if not n:
