@@ -51,7 +51,12 @@ async def test_notices_from_threads_are_bounded_and_counted() -> None:
     sink = ListSink()
     handoff = Handoff(asyncio.get_running_loop(), sink, max_notices=3)
     line = Notice(NoticeKind.CONSOLE, {"vm": 1, "vm_name": "g", "text": "x"})
-    thread = threading.Thread(target=lambda: [handoff.notice(line) for _ in range(5)])
+
+    def producer() -> None:
+        for _ in range(5):
+            handoff.notice(line)
+
+    thread = threading.Thread(target=producer)
     thread.start()
     thread.join()  # the loop is blocked: nothing delivered yet
     assert (handoff.pending_notices, handoff.dropped_notices) == (3, 2)
