@@ -225,7 +225,7 @@ class Vcpu(_Fd):
 
     def run_raw(self) -> int:
         """KVM_RUN, returning the raw exit reason (``EXIT_INTR`` on EINTR) — the hot path."""
-        if _ioctl(self.fd, S.KVM_RUN, None) < 0:
+        if S.run_ioctl(self.fd, S.KVM_RUN, 0) < 0:  # the one KVM_RUN issued from Python
             err = _get_errno()
             if err in (errno.EINTR, errno.EAGAIN):
                 return S.EXIT_INTR

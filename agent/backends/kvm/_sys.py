@@ -257,7 +257,8 @@ libc = ctypes.CDLL(None, use_errno=True)
 ioctl = libc.ioctl
 ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
 ioctl.restype = ctypes.c_int
-# KVM_RUN in the vCPU loop: a second handle on ioctl without argtypes, which ctypes would apply
-# on every call (~0.5 us a call here); KVM_RUN's request fits a C int and its argument is unused.
+# KVM_RUN (Vcpu.run_raw, in the vCPU loop): a second handle on ioctl without argtypes, which
+# ctypes would apply on every call (~0.5 us a call here); KVM_RUN's request fits a C int and its
+# argument is unused.
 run_ioctl = libc["ioctl"]
 run_ioctl.restype = ctypes.c_int
