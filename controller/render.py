@@ -48,7 +48,7 @@ __all__ = [
 
 Row = Sequence[object]
 _SHORT = 120  # characters of an error in the default table; --wide shows all of it
-_GROUP_NAMES = 6  # host names shown per group before "…"
+_GROUP_NAMES = 3  # host names shown per group before "…"
 _STDERR_FAILURES = 10  # failures also written to stderr, one line each, before "... and N more"
 _INDENTED_HOSTS = 100  # larger JSON documents are printed compact (indenting cost 0.2 s at 1,000)
 
@@ -70,13 +70,15 @@ class View:
     """How one command shows a host's answer.
 
     ``columns``/``rows`` make the wide table; ``fields`` the JSON; ``outcome`` the short text
-    that groups identical results and is counted in the summary (``created``, ``unchanged``).
+    that groups identical results, and that the summary line counts when ``counted``
+    (``12 created, 985 unchanged``; a listing's outcome groups hosts but is no count).
     """
 
     columns: Sequence[str]
     rows: Callable[[Any], list[Row]]
     fields: Callable[[Any], dict[str, Any]]
     outcome: Callable[[Any], str] = field(default=_ok)
+    counted: bool = True
 
 
 def console() -> Console:
@@ -182,7 +184,7 @@ class Report:
     def summary_line(self, results: Sequence[HostResult[Any]], elapsed: float) -> str:
         s = self.summary(results, elapsed)
         ok = f"{s['ok']} ok"
-        if set(s["outcomes"]) - {"ok"}:
+        if self.view.counted and set(s["outcomes"]) - {"ok"}:
             ok += " (" + ", ".join(f"{n} {what}" for what, n in s["outcomes"].items()) + ")"
         parts = [f"{s['hosts']} hosts", ok, f"{s['failed']} failed"]
         if s["not_attempted"]:
@@ -215,7 +217,8 @@ class Report:
         return self._wide(results) if self.wide else self._grouped(results)
 
     def _grouped(self, results: Sequence[HostResult[Any]]) -> Table:
-        table = Table("hosts", "result", "detail")
+        table = Table("hosts", "result")
+        table.add_column("detail", no_wrap=True, overflow="ellipsis")  # one line per failure
         for r in results:
             if r.error is not None:
                 name = Text(r.host.name)
@@ -234,7 +237,8 @@ class Report:
 
     def _wide(self, results: Sequence[HostResult[Any]]) -> Table:
         view = self.view
-        table = Table("host", "result", *view.columns, "error")
+        table = Table("host", "result", *view.columns)
+        table.add_column("error", no_wrap=True, overflow="ellipsis")
         order = sorted(results, key=lambda r: ("failed", "skipped", "ok").index(r.state))
         for r in order:
             blanks = [Text("")] * len(view.columns)
@@ -252,10 +256,10 @@ class Report:
 
 
 def _names(names: Sequence[str]) -> Text:
-    shown = ", ".join(names[:_GROUP_NAMES]) + (", …" if len(names) > _GROUP_NAMES else "")
     if len(names) == 1:
-        return Text(shown)
-    return Text(f"{len(names)} hosts: {shown}")
+        return Text(names[0])
+    shown = ", ".join(names[:_GROUP_NAMES]) + (", …" if len(names) > _GROUP_NAMES else "")
+    return Text(f"{len(names)} hosts ({shown})")
 
 
 def _cut(text: str) -> str:

@@ -79,6 +79,7 @@ HOOKS = View(
     rows=lambda r: [_hook_row(h) for h in r.hooks],
     fields=lambda r: {"hooks": [hook_json(h) for h in r.hooks]},
     outcome=_hook_set,
+    counted=False,
 )
 
 
@@ -142,6 +143,7 @@ STATUS = View(
     rows=_status_rows,
     fields=_status_json,
     outcome=lambda s: "broker connected" if s.broker_connected else "broker not connected",
+    counted=False,
 )
 
 RESUME = View(

@@ -31,7 +31,7 @@ def test_push_to_two_agents_then_again(cli: Cli, agent_factory: Factory) -> None
     run = cli("push", "!ioin 0x3f8", "--hosts", hosts(a, b), "--insecure")
     assert run.code == 0, run.err
     [row] = [line for line in run.out.splitlines() if line.startswith("│")]
-    assert f"2 hosts: {a.address}, {b.address}" in row  # identical results: one group
+    assert f"2 hosts ({a.address}, {b.address})" in row  # identical results: one group
     assert "ok" in row
     assert "created" in row
     assert run.out.splitlines()[-1].startswith("push: 2 hosts, 2 ok (2 created), 0 failed, ")
