@@ -11,7 +11,7 @@ every event back, from both forms.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, Self
 
 from agent.events import Event, from_proto, to_proto
 from agent.model import Direction, Stage
@@ -20,7 +20,6 @@ from agent.wire import events_pb2
 __all__ = [
     "F_OUT",
     "Block",
-    "BlockSink",
     "batch_events",
     "batch_size",
     "is_plain",
@@ -333,10 +332,3 @@ class Block:
                 ev.regs = dict(zip(names, regs, strict=False))
             out.append(ev)
         return out
-
-
-@runtime_checkable
-class BlockSink(Protocol):
-    """What takes blocks besides events: the pipeline (see ``SimBackend.run``)."""
-
-    def submit_blocks(self, blocks: list[Block]) -> None: ...

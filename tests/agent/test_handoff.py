@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
+from agent.backends import testing
 from agent.backends.handoff import Handoff
 from agent.events import Event
 from agent.model import Direction
@@ -12,9 +13,22 @@ def batch(n: int) -> list[Event]:
     return [Event("h", 0, Direction.IN, 0x70) for _ in range(n)]
 
 
+class ListSink(testing.ListSink):
+    """Also keeps the size of each batch delivered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def events(self, events: list[Event]) -> None:
+        self.sizes.append(len(events))
+        super().events(events)
+
+
 async def test_batches_from_threads_arrive_whole_and_the_bound_drops_newest() -> None:
-    got: list[int] = []
-    handoff = Handoff(asyncio.get_running_loop(), lambda evs: got.append(len(evs)), max_events=10)
+    sink = ListSink()
+    got = sink.sizes
+    handoff = Handoff(asyncio.get_running_loop(), sink, max_events=10)
 
     def producer() -> list[bool]:
         # the loop is blocked in join(): nothing is delivered while these are pushed

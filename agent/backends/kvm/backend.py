@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -11,43 +10,23 @@ from typing import Self
 
 import structlog
 
-from agent.backends.base import Notify, Sink
 from agent.backends.handoff import Handoff
 from agent.backends.kvm import fast
 from agent.backends.kvm._kvm import Kvm
 from agent.backends.kvm.machine import Machine
 from agent.backends.kvm.runner import FLUSH_SECONDS, Breaks, Flush, Resume, install_kick_handler
-from agent.batch import Block
 from agent.config import KvmConfig, VmConfig
 from agent.errors import BackendError, NotFoundError
-from agent.events import Event
 from agent.hooks.table import HookTable
 from agent.model import Capability
+from agent.sink import EventSink
 from agent.wire import agent_pb2
 
-__all__ = ["AsyncOutlet", "KvmBackend"]
+__all__ = ["KvmBackend"]
 
 log = structlog.get_logger("ioind.kvm")
 
 HOUSEKEEPING_SECONDS = 0.01  # how often stale per-thread event buffers are flushed
-
-
-class AsyncOutlet:
-    """vCPU threads → the event loop: once per batch or notice, bounded (see ``Handoff``)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, sink: Sink, notify: Notify) -> None:
-        self.loop, self.notify = loop, notify
-        self.handoff = Handoff(loop, sink)
-
-    def events(self, batch: list[Event]) -> None:
-        self.handoff.push(batch)
-
-    def blocks(self, blocks: list[Block]) -> None:
-        self.handoff.push_blocks(blocks)
-
-    def notice(self, kind: str, fields: dict[str, object]) -> None:
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(self.notify, kind, fields)
 
 
 class KvmBackend:
@@ -64,7 +43,7 @@ class KvmBackend:
         self._kvm: Kvm | None = None
         self._next_id = 1
         self._table: HookTable | None = None
-        self._outlet: AsyncOutlet | None = None
+        self._outlet: Handoff | None = None
         self._closed = False
         self._fast: fast.FastLib | None = None
         self.fast_path_reason = "off in the configuration"  # why the C loop is not used
@@ -97,12 +76,10 @@ class KvmBackend:
             self._kvm.close()
             self._kvm = None
 
-    async def run(
-        self, table: HookTable, sink: Sink, notify: Notify, ready: Callable[[], None]
-    ) -> None:
+    async def run(self, table: HookTable, sink: EventSink, ready: Callable[[], None]) -> None:
         """Start the configured VMs, then flush stale event buffers until cancelled."""
         self._table = table
-        self._outlet = AsyncOutlet(asyncio.get_running_loop(), sink, notify)
+        self._outlet = Handoff(asyncio.get_running_loop(), sink)
         try:
             for cfg in self.config.vms:
                 self._start(cfg)
@@ -158,7 +135,7 @@ class KvmBackend:
             "kvm_open_bus_writes": open_writes,
             "kvm_paused_vcpus": len(self.breaks),
             "kvm_fast_path": int(self.fast_path),
-            "dropped_handoff": self._outlet.handoff.dropped if self._outlet else 0,
+            "dropped_handoff": self._outlet.dropped if self._outlet else 0,
         }
 
     async def resume(self, break_id: str, value: int | None) -> bool:

@@ -37,6 +37,7 @@ from agent.errors import KvmError
 from agent.events import Event
 from agent.hooks.table import HookRule, HookTable
 from agent.model import Direction, Stage
+from agent.notices import Notice, NoticeKind
 
 if TYPE_CHECKING:
     import mmap
@@ -121,7 +122,6 @@ class HookedIo:
         self.vm_id = vm_id
         self.vm_name = vm_name
         self.break_timeout = break_timeout
-        self.notify = lambda kind, fields: None  # replaced by the VM: outlet.notice
         self._insns: dict[_InsnKey, tuple[mmap.mmap, int, bytes, Insn, int]] = {}  # see insn()
 
     @staticmethod
@@ -309,10 +309,11 @@ class HookedIo:
             "vcpu": runner.index, "port": acc.port, "dir": ev.dir.label,
             "stage": ev.stage.label, "timeout_s": self.break_timeout,
         }  # fmt: skip
-        runner.outlet.notice("break", fields)
+        runner.outlet.notice(Notice(NoticeKind.BREAK, fields))
         resumed, value = runner.wait_break(break_id, self.break_timeout)
         if not resumed and self.breaks.take(break_id) is not None:
-            runner.outlet.notice("break-timeout", {**fields, "resumed": "timeout"})
+            timeout = {**fields, "resumed": "timeout"}
+            runner.outlet.notice(Notice(NoticeKind.BREAK_TIMEOUT, timeout))
         elif not resumed:  # resume() won the race with the timeout: its command is queued
             resumed, value = runner.wait_break(break_id, 1.0)
         return value

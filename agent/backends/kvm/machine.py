@@ -21,10 +21,12 @@ from agent.backends.kvm.devices.pic import Ticker
 from agent.backends.kvm.fast import FastLib, FastPath
 from agent.backends.kvm.hooks import HookedIo
 from agent.backends.kvm.memory import GuestMemory
-from agent.backends.kvm.runner import Breaks, Interrupt, Outlet, Stop, VcpuRunner, VcpuState
+from agent.backends.kvm.runner import Breaks, Interrupt, Stop, VcpuRunner, VcpuState
 from agent.config import VmConfig
 from agent.errors import ConfigError
 from agent.hooks.table import HookTable
+from agent.notices import Notice, NoticeKind
+from agent.sink import EventSink
 from agent.wire import agent_pb2
 
 __all__ = ["Machine"]
@@ -59,7 +61,7 @@ class Machine:
         config: VmConfig,
         *,
         table: HookTable | None,
-        outlet: Outlet,
+        outlet: EventSink,
         breaks: Breaks | None = None,
         break_timeout: float = 30.0,
         on_fault: str = "stop",
@@ -164,7 +166,7 @@ class Machine:
     def _console(self, device: str, line: str) -> None:
         self.console.append(line)
         fields: dict[str, object] = {"vm": self.id, "vm_name": self.name, "text": line}
-        self.outlet.notice("console", {**fields, "device": device})
+        self.outlet.notice(Notice(NoticeKind.CONSOLE, {**fields, "device": device}))
 
     def fault(self, runner: VcpuRunner, kind: str, detail: str) -> bool:
         """Announce a guest fault once per vCPU and kind; True to keep the vCPU running."""
@@ -177,11 +179,11 @@ class Machine:
             if not keep and kind != "halted":
                 self.reason = self.reason or detail
         if first:
-            notice = "vm-halted" if kind == "halted" else "vm-fault"
-            self.outlet.notice(notice, {
+            notice = NoticeKind.VM_HALTED if kind == "halted" else NoticeKind.VM_FAULT
+            self.outlet.notice(Notice(notice, {
                 "vm": self.id, "vm_name": self.name, "vcpu": runner.index, "fault": kind,
                 "detail": detail, "action": "kept" if keep else "stopped",
-            })  # fmt: skip
+            }))  # fmt: skip
         if not keep and kind != "halted" and self.policy == "stop":
             for other in self.runners:
                 if other is not runner:

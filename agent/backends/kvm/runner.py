@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from agent.backends.kvm import _sys as S
 from agent.backends.kvm._kvm import Vcpu
@@ -44,18 +44,17 @@ from agent.backends.kvm.exits import Hlt, Mmio, Unknown
 from agent.backends.kvm.fast import P_HOOKED, P_OBSERVE, R_ERRNO, R_FLUSH, R_TICK
 from agent.errors import AgentError, BackendError, KvmError
 from agent.hooks.table import HookTable
+from agent.sink import EventSink
 
 if TYPE_CHECKING:
     from agent.backends.kvm.fast import FastPath
     from agent.backends.kvm.hooks import HookedIo, Plan
-    from agent.batch import Block
     from agent.events import Event
 
 __all__ = [
     "Breaks",
     "Continue",
     "Flush",
-    "Outlet",
     "Pause",
     "Resume",
     "Stop",
@@ -125,16 +124,6 @@ class _Stopped(Exception):
     """Raised inside the loop when a Stop command arrives while it waits."""
 
 
-class Outlet(Protocol):
-    """Where a vCPU thread's output goes (thread-safe)."""
-
-    def events(self, batch: list[Event]) -> None: ...
-
-    def blocks(self, blocks: list[Block]) -> None: ...
-
-    def notice(self, kind: str, fields: dict[str, object]) -> None: ...
-
-
 class Breaks:
     """Pending breaks of a backend: break id → the runner paused by it (thread-safe)."""
 
@@ -187,7 +176,7 @@ class VcpuRunner:
         bus: PortBus,
         hooked: HookedIo,
         table: HookTable | None,
-        outlet: Outlet,
+        outlet: EventSink,
         on_fault: FaultHandler,
         name: str,
         flood_limit: float | None = None,

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-from agent.backends.base import Notify, Sink, block_sink
 from agent.batch import F_OUT, Block
 from agent.config import SimConfig
 from agent.errors import CapabilityError, NotFoundError
 from agent.events import Event
 from agent.hooks.table import HookRule, HookTable
 from agent.model import Capability, Direction, Stage
+from agent.notices import Notice, NoticeKind
+from agent.sink import EventSink
 from agent.wire import agent_pb2
 
 __all__ = ["SimBackend"]
@@ -105,7 +106,7 @@ class SimBackend:
         self._break_timeout = break_timeout
         self._paused: dict[str, tuple[int, int, float]] = {}  # break id -> (vm, core, deadline)
         self._break_ids = itertools.count(1)
-        self._notify: Notify = lambda kind, fields: None
+        self._sink: EventSink | None = None
         self.accesses = 0
         self.resumed = 0
         self._names = [f"sim-{i}" for i in range(config.vms + 1)]
@@ -127,15 +128,9 @@ class SimBackend:
     ) -> None:
         self._paused.clear()
 
-    async def run(
-        self, table: HookTable, sink: Sink, notify: Notify, ready: Callable[[], None]
-    ) -> None:
-        """Generate at ``rate``; plain hits go to the pipeline as blocks, others as events.
-
-        A sink that is not a pipeline's ``submit`` (tests) gets every hit as an event.
-        """
-        self._notify = notify
-        blocks_to = block_sink(sink)
+    async def run(self, table: HookTable, sink: EventSink, ready: Callable[[], None]) -> None:
+        """Generate at ``rate``; plain hits go to ``sink`` as blocks, others as events."""
+        self._sink = sink
         ready()
         carry = 0.0
         next_tick = time.monotonic()
@@ -146,9 +141,9 @@ class SimBackend:
             for chunk in range(0, n, CHUNK):  # share the loop with the pipeline and publisher
                 blocks, events = self._step(table, min(CHUNK, n - chunk))
                 if blocks:
-                    blocks_to(blocks)
+                    sink.blocks(blocks)
                 if events:
-                    sink(events)
+                    sink.events(events)
                 if n > CHUNK:
                     await asyncio.sleep(0)
             self.accesses += n
@@ -278,7 +273,7 @@ class SimBackend:
             "dir": a.dir.label,
             "timeout_s": self._break_timeout,
         }
-        self._notify("break", fields)
+        self._notice(NoticeKind.BREAK, fields)
         return break_id
 
     def _expire_breaks(self) -> None:
@@ -286,7 +281,12 @@ class SimBackend:
         for break_id, (vm, core, deadline) in list(self._paused.items()):
             if now >= deadline:
                 del self._paused[break_id]
-                self._notify("break-timeout", {"break_id": break_id, "vm": vm, "vcpu": core})
+                fields = {"break_id": break_id, "vm": vm, "vcpu": core}
+                self._notice(NoticeKind.BREAK_TIMEOUT, fields)
+
+    def _notice(self, kind: NoticeKind, fields: dict[str, object]) -> None:
+        if self._sink is not None:
+            self._sink.notice(Notice(kind, fields))
 
     def hooks_changed(self) -> None:
         """Nothing to rebuild: every access is matched against the live table."""
