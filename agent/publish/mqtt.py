@@ -28,8 +28,8 @@ import structlog
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from agent import topics
 from agent.config import MqttConfig
-from agent.publish import topics
 from agent.publish.outbox import Message, Outbox
 
 __all__ = ["Publisher"]
