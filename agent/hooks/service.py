@@ -119,7 +119,10 @@ def resolve(command: str, spec: hooks_pb2.HookSpec | None) -> hooks_pb2.HookSpec
         return spec
     parsed = parse(text, hook_id=spec.id or None)
     if _states_a_hook(spec):
-        field = disagreement(parsed, check_spec(spec))
+        stated = hooks_pb2.HookSpec()
+        stated.CopyFrom(spec)
+        stated.id = parsed.id  # the same by construction: a spec without one names nothing
+        field = disagreement(parsed, check_spec(stated))
         if field is not None:
             raise HookSyntaxError(
                 f"command and spec disagree on '{field}': the command gives "
