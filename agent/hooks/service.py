@@ -27,6 +27,7 @@ log = structlog.get_logger("ioind.hooks")
 
 # What a spec may carry without stating a hook of its own: the id to give a parsed command.
 _CARRIER_FIELDS = ("id", "command")
+_SHOWN = 40  # characters of a value quoted in a refusal
 
 
 class HookService:
@@ -118,17 +119,20 @@ def resolve(command: str, spec: hooks_pb2.HookSpec | None) -> hooks_pb2.HookSpec
             raise HookSyntaxError("SetHookRequest: give 'command' or 'spec'", "command")
         return spec
     parsed = parse(text, hook_id=spec.id or None)
-    if _states_a_hook(spec):
+    field = None
+    if spec.command.strip() not in ("", text):
+        field = "command"
+    elif _states_a_hook(spec):
         stated = hooks_pb2.HookSpec()
         stated.CopyFrom(spec)
         stated.id = parsed.id  # the same by construction: a spec without one names nothing
         field = disagreement(parsed, check_spec(stated))
-        if field is not None:
-            raise HookSyntaxError(
-                f"command and spec disagree on '{field}': the command gives "
-                f"{_value(parsed, field)}, the spec {_value(spec, field)}",
-                field,
-            )
+    if field is not None:
+        raise HookSyntaxError(
+            f"command and spec disagree on '{field}': the command gives "
+            f"{_value(parsed, field)}, the spec {_value(spec, field)}",
+            field,
+        )
     return parsed
 
 
@@ -154,5 +158,8 @@ def _value(spec: hooks_pb2.HookSpec, name: str) -> str:
         return "nothing"
     value = getattr(spec, name)
     if isinstance(value, str):
-        return repr(value.strip() if name == "command" else value)
-    return repr(value if isinstance(value, int) else list(value))
+        value = value.strip() if name == "command" else value
+    elif not isinstance(value, int):
+        value = list(value)
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."  # never echo a megabyte

@@ -38,6 +38,23 @@ def test_a_request_with_neither_command_nor_spec_is_refused_naming_command() -> 
     assert info.value.token == "command"
 
 
+def test_a_spec_naming_another_command_disagrees_on_command() -> None:
+    carrier = hooks_pb2.HookSpec(id="x", command="!ioout 70")
+    with pytest.raises(HookSyntaxError) as info:
+        resolve("!ioin 3f8", carrier)
+    assert info.value.token == "command"
+    assert resolve("!ioout 70", carrier) == parse("!ioout 70", hook_id="x")
+
+
+def test_a_refusal_quotes_a_long_value_shortened() -> None:
+    spec = parse("!ioin 3f8 condition { " + "x" * 100_000 + " }")
+    spec.command = ""  # states nothing: the fields speak
+    with pytest.raises(HookSyntaxError) as info:
+        resolve("!ioin 3f8", spec)
+    assert info.value.token == "condition"
+    assert len(str(info.value)) < 200
+
+
 def test_a_bare_spec_is_normalized_as_the_parser_writes_it(tmp_path: Path) -> None:
     svc, changes = service(tmp_path)
     spec = hooks_pb2.HookSpec(id="rtc", direction=hooks_pb2.DIRECTION_IN, port=0x70, rate=7)
