@@ -2,7 +2,7 @@
 
 The pipeline is the agent's :class:`~agent.sink.EventSink`: backends call :meth:`Pipeline.events`
 on the event loop thread with a list of events, :meth:`Pipeline.blocks` with
-:class:`~agent.batch.Block` columns of plain events (no per-event object; the sim and the kvm C
+:class:`~agent.columns.Block` columns of plain events (no per-event object; the sim and the kvm C
 loop), and :meth:`Pipeline.notice` with notices, which pass on to the agent's ``notice`` router
 unchanged. Each event passes its hook's token bucket (``rate N burst M``;
 suppressed events are counted and announced, and get no sequence number), is numbered gap-free per
@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent.batch import Block
+from agent.columns import Block
 from agent.events import Event
 from agent.hooks.table import HookTable
 from agent.notices import Notice, NoticeKind

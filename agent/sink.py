@@ -5,7 +5,7 @@ thread only** (threads hand over through :class:`~agent.backends.handoff.Handoff
 never once per exit):
 
 - :meth:`EventSink.events`: a batch of :class:`~agent.events.Event` records;
-- :meth:`EventSink.blocks`: :class:`~agent.batch.Block` columns of plain events (no per-event
+- :meth:`EventSink.blocks`: :class:`~agent.columns.Block` columns of plain events (no per-event
   object: the sim's and the kvm C loop's fast path);
 - :meth:`EventSink.notice`: a typed :class:`~agent.notices.Notice` (console, break, faults, ...).
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from agent.batch import Block
+from agent.columns import Block
 from agent.events import Event
 from agent.notices import Notice
 

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.backends.kvm import KvmBackend
 from agent.backends.kvm.guests.build import GUEST_DIR, Guest, assemble
-from agent.batch import Block
+from agent.columns import Block
 from agent.config import KvmConfig, VmConfig
 from agent.events import Event
 from agent.hooks.table import HookTable

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.backends.kvm_trace import KvmTraceBackend
 from agent.backends.kvm_trace.tracefs import ensure_mounted
-from agent.batch import Block
+from agent.columns import Block
 from agent.config import TraceConfig
 from agent.errors import TraceError
 from agent.events import Event

@@ -5,8 +5,9 @@ loop once per event, nor queue without bound when the loop falls behind. :class:
 a count of the events waiting on the loop; a batch that would take it past ``max_events`` is
 dropped whole (newest dropped: what is already queued is older and will be delivered) and counted
 in ``dropped``. Backends expose that count as ``dropped_handoff`` in their counters, which the
-agent announces on the notices topic and exports as a metric. Notices are rare (faults, console
-lines, breaks) and go through unbounded, one loop call each.
+agent announces on the notices topic and exports as a metric. Notices (faults, console lines,
+breaks) go one loop call each, at most ``max_notices`` waiting; beyond that the newest is dropped
+and counted in ``dropped_notices`` (a guest printing without end must not grow the loop's queue).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from agent.batch import Block
+from agent.columns import Block
 from agent.events import Event
 from agent.notices import Notice
 from agent.sink import EventSink
@@ -27,6 +28,7 @@ __all__ = ["DEFAULT_MAX_EVENTS", "Handoff"]
 _T = TypeVar("_T", Event, Block)
 
 DEFAULT_MAX_EVENTS = 200_000  # ~40 MB of Event records at most waiting on the loop
+DEFAULT_MAX_NOTICES = 10_000  # notices waiting on the loop (a console line each, at worst)
 
 
 class Handoff:
@@ -34,14 +36,21 @@ class Handoff:
     :class:`~agent.sink.EventSink` (one safe to call from any thread)."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, sink: EventSink, max_events: int = DEFAULT_MAX_EVENTS
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sink: EventSink,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        max_notices: int = DEFAULT_MAX_NOTICES,
     ) -> None:
         self._loop = loop
         self._sink = sink
         self._max = max_events
+        self._max_notices = max_notices
         self._lock = threading.Lock()
         self.pending = 0
         self.dropped = 0
+        self.pending_notices = 0
+        self.dropped_notices = 0
 
     def push(self, events: list[Event]) -> bool:
         """Hand ``events`` to the loop (from any thread); False if dropped (counted)."""
@@ -60,9 +69,20 @@ class Handoff:
         self.push_blocks(blocks)
 
     def notice(self, notice: Notice) -> None:
-        """Hand a notice to the loop (from any thread); nothing once the loop is closed."""
+        """Hand a notice to the loop (from any thread); dropped (counted) beyond the bound,
+        nothing once the loop is closed."""
+        with self._lock:
+            if self.pending_notices >= self._max_notices:
+                self.dropped_notices += 1
+                return
+            self.pending_notices += 1
         with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._sink.notice, notice)
+            self._loop.call_soon_threadsafe(self._deliver_notice, notice)
+
+    def _deliver_notice(self, notice: Notice) -> None:
+        with self._lock:
+            self.pending_notices -= 1
+        self._sink.notice(notice)
 
     def _push(self, sink: Callable[[list[_T]], None], items: list[_T], n: int) -> bool:
         with self._lock:

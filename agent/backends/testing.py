@@ -8,7 +8,7 @@ blocks themselves too. Event loop thread only, like every EventSink.
 
 from __future__ import annotations
 
-from agent.batch import Block
+from agent.columns import Block
 from agent.events import Event
 from agent.notices import Notice, NoticeKind
 

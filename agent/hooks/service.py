@@ -109,40 +109,41 @@ class HookService:
 
 
 def resolve(command: str, spec: hooks_pb2.HookSpec | None) -> hooks_pb2.HookSpec:
-    """The one spec a request states: its command parsed (named by ``spec.id`` if given), or
-    its spec; both given, they must agree (:class:`HookSyntaxError` names the first field that
-    differs)."""
+    """The one hook a request states, or :class:`HookSyntaxError` naming the first field where
+    its statements differ.
+
+    A request states a hook by its ``command``, by ``spec.command``, and by the fields of
+    ``spec`` (when it has any beyond ``id`` and ``command``: an id alone names a command's
+    hook). Every statement given must be the same hook; the command's parse is the answer.
+    """
     spec = spec if spec is not None else hooks_pb2.HookSpec()
-    text = command.strip() or spec.command.strip()
-    if not text:
+    texts = list(dict.fromkeys(t for t in (command.strip(), spec.command.strip()) if t))
+    if not texts:
         if spec == hooks_pb2.HookSpec():
             raise HookSyntaxError("SetHookRequest: give 'command' or 'spec'", "command")
         return spec
-    parsed = parse(text, hook_id=spec.id or None)
-    field = None
-    if spec.command.strip() not in ("", text):
-        field = "command"
-    elif _states_a_hook(spec):
+    answer, *others = (parse(text, hook_id=spec.id or None) for text in texts)
+    if _states_a_hook(spec):
+        others.append(spec)
+    for other in others:
         stated = hooks_pb2.HookSpec()
-        stated.CopyFrom(spec)
-        stated.id = parsed.id  # the same by construction: a spec without one names nothing
-        field = disagreement(parsed, check_spec(stated))
-    if field is not None:
-        raise HookSyntaxError(
-            f"command and spec disagree on '{field}': the command gives "
-            f"{_value(parsed, field)}, the spec {_value(spec, field)}",
-            field,
-        )
-    return parsed
+        stated.CopyFrom(other)
+        stated.id = answer.id  # ids derive from the text; a spec without one names nothing
+        field = disagreement(answer, check_spec(stated))
+        if field is not None:
+            raise HookSyntaxError(
+                f"command and spec disagree on '{field}': the command gives "
+                f"{_value(answer, field)}, the spec {_value(stated, field)}",
+                field,
+            )
+    return answer
 
 
 def disagreement(parsed: hooks_pb2.HookSpec, spec: hooks_pb2.HookSpec) -> str | None:
-    """The first field ``spec`` states differently from ``parsed`` (an empty ``command`` in
-    ``spec`` states nothing), or ``None``."""
+    """The first field (but the command's text) ``spec`` states differently from ``parsed``,
+    or ``None``."""
     for field in hooks_pb2.HookSpec.DESCRIPTOR.fields:
-        if field.name == "command" and not spec.command:
-            continue
-        if _value(parsed, field.name) != _value(spec, field.name):
+        if field.name != "command" and _value(parsed, field.name) != _value(spec, field.name):
             return field.name
     return None
 
@@ -157,9 +158,7 @@ def _value(spec: hooks_pb2.HookSpec, name: str) -> str:
     if field.has_presence and not spec.HasField(name):  # type: ignore[arg-type]
         return "nothing"
     value = getattr(spec, name)
-    if isinstance(value, str):
-        value = value.strip() if name == "command" else value
-    elif not isinstance(value, int):
+    if not isinstance(value, str | int):
         value = list(value)
     text = repr(value)
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."  # never echo a megabyte

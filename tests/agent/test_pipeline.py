@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.batch import Block
+from agent.columns import Block
 from agent.events import Event
 from agent.hooks.table import HookTable
 from agent.model import Direction

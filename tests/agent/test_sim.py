@@ -5,9 +5,10 @@ import json
 import subprocess
 import sys
 
-from agent.backends.sim.backend import AccessGenerator, SimBackend
+from agent.backends.sim.backend import SimBackend
+from agent.backends.sim.generator import AccessGenerator
 from agent.backends.testing import ListSink
-from agent.batch import Block
+from agent.columns import Block
 from agent.config import SimConfig
 from agent.events import JSON_KEYS, Event
 from agent.hooks.table import HookTable

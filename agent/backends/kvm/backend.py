@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from types import TracebackType
 from typing import Self
 
@@ -13,8 +14,9 @@ import structlog
 from agent.backends.handoff import Handoff
 from agent.backends.kvm import fast
 from agent.backends.kvm._kvm import Kvm
+from agent.backends.kvm.commands import Breaks, Flush, Resume, install_kick_handler
+from agent.backends.kvm.context import FLUSH_SECONDS
 from agent.backends.kvm.machine import Machine
-from agent.backends.kvm.runner import FLUSH_SECONDS, Breaks, Flush, Resume, install_kick_handler
 from agent.config import KvmConfig, VmConfig
 from agent.errors import BackendError, NotFoundError
 from agent.hooks.table import HookTable
@@ -22,11 +24,23 @@ from agent.model import Capability
 from agent.sink import EventSink
 from agent.wire import agent_pb2
 
-__all__ = ["KvmBackend"]
+__all__ = ["KvmBackend", "vm_config"]
 
 log = structlog.get_logger("ioind.kvm")
 
 HOUSEKEEPING_SECONDS = 0.01  # how often stale per-thread event buffers are flushed
+
+
+def vm_config(spec: agent_pb2.VmSpec, name: str) -> VmConfig:
+    """A StartVm request as a VmConfig: unset fields take VmConfig's defaults (the one place they
+    are written); ``name`` when the request has none."""
+    d = VmConfig(name=spec.name or name)
+    return replace(
+        d, image=spec.image, bios=spec.bios, mode=spec.mode or d.mode,
+        load_addr=spec.load_addr if spec.HasField("load_addr") else d.load_addr,
+        entry=spec.entry if spec.HasField("entry") else d.entry,
+        vcpus=spec.vcpus or d.vcpus, mem_mib=spec.mem_mib or d.mem_mib,
+    )  # fmt: skip
 
 
 class KvmBackend:
@@ -94,7 +108,7 @@ class KvmBackend:
         now = time.monotonic()
         for machine in list(self.machines.values()):
             for runner in machine.runners:
-                if runner.stale(now, 2 * FLUSH_SECONDS):
+                if runner.ctx.stale(now, 2 * FLUSH_SECONDS):
                     runner.send(Flush())
 
     def _start(self, cfg: VmConfig) -> Machine:
@@ -136,6 +150,7 @@ class KvmBackend:
             "kvm_paused_vcpus": len(self.breaks),
             "kvm_fast_path": int(self.fast_path),
             "dropped_handoff": self._outlet.dropped if self._outlet else 0,
+            "dropped_notices": self._outlet.dropped_notices if self._outlet else 0,
         }
 
     async def resume(self, break_id: str, value: int | None) -> bool:
@@ -146,12 +161,7 @@ class KvmBackend:
         return True
 
     async def start_vm(self, spec: agent_pb2.VmSpec) -> agent_pb2.VmInfo:
-        cfg = VmConfig(
-            name=spec.name or f"vm{self._next_id}", image=spec.image, bios=spec.bios,
-            mode=spec.mode or "real", load_addr=spec.load_addr or 0x1000,
-            entry=spec.entry or 0x1000, vcpus=spec.vcpus or 1, mem_mib=spec.mem_mib or 16,
-        )  # fmt: skip
-        machine = await asyncio.to_thread(self._start, cfg)
+        machine = await asyncio.to_thread(self._start, vm_config(spec, f"vm{self._next_id}"))
         return machine.info()
 
     async def stop_vm(self, vm_id: int) -> agent_pb2.VmInfo:

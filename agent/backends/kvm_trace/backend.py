@@ -247,6 +247,7 @@ class KvmTraceBackend:
             # drops, announced by the agent: the kernel ring buffer's, and the loop hand-off's
             "dropped_ring_buffer": sum(c.lost for c in counts),
             "dropped_handoff": self._handoff.dropped if self._handoff else 0,
+            "dropped_notices": self._handoff.dropped_notices if self._handoff else 0,
         }
 
     # -- not supported: observe-only, does not own VMs ---------------------------------------

@@ -17,11 +17,11 @@ import pytest
 
 from agent.backends.kvm import fast
 from agent.backends.kvm._kvm import Kvm
+from agent.backends.kvm.commands import Breaks, install_kick_handler
 from agent.backends.kvm.fast import FastLib
 from agent.backends.kvm.guests.build import Guest, ToolchainMissing, assemble, build_all
 from agent.backends.kvm.machine import Machine
-from agent.backends.kvm.runner import Breaks, install_kick_handler
-from agent.batch import Block
+from agent.columns import Block
 from agent.config import VmConfig
 from agent.errors import KvmError
 from agent.events import Event

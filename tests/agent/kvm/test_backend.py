@@ -12,7 +12,7 @@ from agent.backends import Backend, load_backend
 from agent.backends.kvm import KvmBackend
 from agent.backends.kvm.guests.build import Guest
 from agent.backends.testing import ListSink
-from agent.batch import Block
+from agent.columns import Block
 from agent.config import AgentConfig, KvmConfig, VmConfig
 from agent.errors import NotFoundError
 from agent.events import Event
