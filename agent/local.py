@@ -16,8 +16,8 @@ import os
 import sys
 from typing import TextIO
 
-from agent.batch import Block
 from agent.build import build_local
+from agent.columns import Block
 from agent.config import AgentConfig
 from agent.eventline import event_line
 from agent.events import Event, to_json

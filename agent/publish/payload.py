@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from agent.batch import Block, pack_batch
+from agent.batch import pack_batch
+from agent.columns import Block
 from agent.events import Event, to_json
 from agent.topics import CT_JSON, CT_PROTOBUF
 
