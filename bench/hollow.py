@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import grpc
 
+from agent.build import build_agent
 from agent.config import AgentConfig, GrpcConfig
 from agent.core import Agent
 from agent.rpc.errors import ErrorInterceptor
@@ -38,7 +39,7 @@ __all__ = ["hollow_agent", "main"]
 def hollow_agent(name: str, state_dir: str, tls: GrpcConfig) -> tuple[Agent, grpc.aio.Server, int]:
     """One hollow agent and its own gRPC server (bound to a free port, not yet started)."""
     config = AgentConfig(host=name, backend="sim", state_dir=state_dir, grpc=tls)
-    agent = Agent(config)
+    agent = build_agent(config)  # built, never entered: no backend runs, nothing is generated
     server = grpc.aio.server(interceptors=[ErrorInterceptor()])
     agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(agent), server)
     key, cert, ca = (Path(p).read_bytes() for p in (tls.key, tls.cert, tls.ca))

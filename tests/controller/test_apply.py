@@ -140,3 +140,27 @@ def test_a_hand_pushed_hook_with_a_policy_hooks_id_is_a_conflict(
     listed = hooks_of(cli, inv)["ap-conflict"]
     assert set(listed) == {"!ioin 0x3f8"}  # untouched: neither replaced nor joined by others
     assert listed["!ioin 0x3f8"]["owner"] is None
+
+
+def test_ownership_survives_a_restart_and_an_offline_agent_converges_next_run(
+    cli: Cli, fleet: Fleet, tmp_path: Path
+) -> None:
+    up = fleet.start("ap-up", {"role": "web"})
+    down = fleet.start("ap-down", {"role": "web"})
+    inv = fleet.inventory()
+    down.stop()
+    first = cli("apply", policy(tmp_path), "-i", inv, "-o", "json")
+    assert first.code == 2, first.err  # one agent offline: not converged
+    states = {h["host"]: h for h in json.loads(first.out)["hosts"]}
+    assert states["ap-up"]["converged"] is True
+    assert states["ap-down"]["error"]["kind"] in ("refused", "tls")
+    down.start()
+    up.stop()
+    up.start()  # ownership is stored with the hook, and survives the restart
+    second = cli("apply", policy(tmp_path), "-i", inv, "-o", "json")
+    assert second.code == 0, second.err
+    states = {h["host"]: h for h in json.loads(second.out)["hosts"]}
+    assert states["ap-up"]["changes"] == []  # still owned by serial: nothing to do
+    assert [c["action"] for c in states["ap-down"]["changes"]] == ["create", "create"]
+    owners = {c: h["owner"]["policy"] for c, h in hooks_of(cli, inv)["ap-up"].items()}
+    assert owners == {"!ioin 0x3f8": "serial", "!ioout 0x3f8 rate 100": "serial"}
