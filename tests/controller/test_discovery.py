@@ -7,6 +7,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from tests.harness import AgentProc, Broker
 pytestmark = pytest.mark.slow
 
 
-def hosts_json(cli: Cli, broker: Broker, *extra: str) -> dict[str, dict[str, object]]:
+def hosts_json(cli: Cli, broker: Broker, *extra: str) -> dict[str, dict[str, Any]]:
     run = cli("hosts", "--broker", broker.address, "-o", "json", *extra)
     assert run.code == 0, run.err
     return {a["name"]: a for a in json.loads(run.out)["agents"]}
