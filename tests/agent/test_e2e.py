@@ -41,7 +41,7 @@ async def ioinctl_push(command: str, *agents: AgentProc) -> str:
     )
     out, _ = await proc.communicate()
     assert proc.returncode == 0
-    ids: set[str] = {row["hook"]["id"] for row in json.loads(out)}
+    ids: set[str] = {row["hook"]["id"] for row in json.loads(out)["hosts"]}
     assert len(ids) == 1
     return ids.pop()
 
