@@ -70,3 +70,4 @@ class Capability(StrEnum):
     BREAK = "break"  # pause the vCPU until resumed (`break`)
     REGS = "regs"  # events carry rip and registers
     VMS = "vms"  # runs its own VMs (StartVm / StopVm / ListVms)
+    MEMORY = "memory"  # scripts read and write guest memory (poi, db, eb, memcpy, ...)
