@@ -37,6 +37,9 @@ def compile_builtin(c: n.Call, ec: ExprCompiler) -> Ev:
         ec.need(fn.needs, f"{c.name}()", c)
     if c.name == "printf":
         return _printf(c, ec)
+    if c.name.startswith("event_") and c.name != "event_sc" and isinstance(c.args[0], n.Str):
+        hook_id = c.args[0].value  # event_enable("in-3f8-785de70e"): our hook ids are words
+        return lambda m, f: _event(m, c.name, hook_id)
     args = [_arg(a, ec) for a in c.args]
     return _effect(c.name, args, c) if fn.needs is not Capability.MEMORY else _memory(c, args)
 
@@ -61,13 +64,13 @@ def _effect(name: str, args: list[Ev], c: n.Call) -> Ev:
         return short_circuit
     if name == "pause":
         return lambda m, f: _set_pause(m)
-    (target,) = args  # event_enable / event_disable / event_clear
+    (target,) = args  # event_enable / event_disable / event_clear (a HyperDbg-style number)
+    return lambda m, f: _event(m, name, target(m, f))
 
-    def event(m: Machine, f: list[int]) -> int:
-        m.result.events.append((name, target(m, f)))
-        return 0
 
-    return event
+def _event(m: Machine, name: str, target: int | str) -> int:
+    m.result.events.append((name, target))
+    return 0
 
 
 def _write(m: Machine, text: str) -> int:

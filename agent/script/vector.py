@@ -40,9 +40,9 @@ def is_pure(tree: n.Block | n.Expr) -> bool:
     return False
 
 
-def compile_columns(tree: n.Expr) -> Callable[[Columns, int], Any]:
-    """``fn(columns, length) -> bool array``; ``tree`` must be pure."""
-    if not is_pure(tree):
+def compile_columns(tree: n.Block | n.Expr) -> Callable[[Columns, int], Any]:
+    """``fn(columns, length) -> bool array``; ``tree`` must be pure (``ValueError`` if not)."""
+    if isinstance(tree, n.Block) or not is_pure(tree):
         raise ValueError("only a pure condition has a columnar form")
     ev = _compile(tree)
 
