@@ -1,0 +1,106 @@
+"""What a hook's condition and script mean on one port access (HyperDbg's ``!ioin`` rules).
+
+A backend describes the access as a :class:`Hit` and gets a :class:`Verdict` back:
+
+- the condition (if any) decides whether the event and the hook's actions happen at all;
+- the script runs on every hit that passed. On IN in the post stage, writing ``@al`` / ``@ax``
+  / ``@eax`` / ``@rax`` changes what the guest reads; on OUT in the pre stage it changes what is
+  written; in the pre stage ``event_sc(1)`` skips the instruction and, for IN, the guest gets the
+  register as the script left it (HyperDbg's "fake the IN"). ``event_sc`` in the post stage does
+  nothing, as in HyperDbg. ``pause()`` pauses the vCPU like ``break``. Other register writes are
+  in ``Verdict.regs`` for a backend that has real registers (kvm).
+- printf / print output goes in the event (``Verdict.output``).
+
+:func:`block_columns` gives a block of plain events as the columns a pure condition reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from agent.script.hook import HookScript
+from agent.script.vector import Columns
+
+__all__ = ["Hit", "Verdict", "block_columns", "run_hit"]
+
+_SIZE_MASK = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFF_FFFF}
+
+
+@dataclass(slots=True)
+class Hit:
+    """One access as the script sees it; ``regs`` are the vCPU's (or simulated) registers."""
+
+    port: int
+    size: int
+    inbound: bool
+    post: bool
+    value: int  # IN: the value read (post) / about to be read (pre); OUT: the value written
+    vm: int = 0
+    vcpu: int = 0
+    ts: int = 0
+    regs: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Verdict:
+    fire: bool = True  # the condition passed: the event and the hook's actions happen
+    value: int | None = None  # the new value read or written, when the script changed it
+    skip: bool = False  # event_sc(1) in the pre stage
+    pause: bool = False
+    output: str = ""
+    regs: dict[str, int] = field(default_factory=dict)  # every register the script changed
+    events: list[tuple[str, int | str]] = field(default_factory=list)
+
+
+def pseudo_of(hit: Hit) -> dict[str, int]:
+    return {
+        "context": hit.port,
+        "core": hit.vcpu,
+        "pid": hit.vm,
+        "event_stage": int(hit.post),
+        "time": hit.ts,
+        "ip": hit.regs.get("rip", 0),
+    }
+
+
+def run_hit(hs: HookScript, hit: Hit, memory: Any = None) -> Verdict:
+    """Gate and run ``hs`` on ``hit``; ``hit.regs`` is updated with the script's writes."""
+    mask = _SIZE_MASK.get(hit.size, 0xFF)
+    regs = hit.regs
+    if (hit.inbound and hit.post) or not hit.inbound:  # the value is in rax already
+        regs["rax"] = (regs.get("rax", 0) & ~mask & (1 << 64) - 1) | (hit.value & mask)
+    pseudo = pseudo_of(hit)
+    if not hs.gate(regs, pseudo, memory):
+        return Verdict(fire=False)
+    before = dict(regs)
+    result = hs.run(regs, pseudo, memory)
+    if result is None:
+        return Verdict()
+    verdict = Verdict(output=result.output, pause=result.pause, events=result.events)
+    verdict.regs = {k: v for k, v in regs.items() if before.get(k) != v}
+    skip = result.short_circuit and not hit.post
+    rax_changed = "rax" in verdict.regs
+    if skip or (rax_changed and (hit.inbound == hit.post)):
+        new = regs.get("rax", 0) & mask
+        verdict.value = new if (skip and hit.inbound) or new != hit.value & mask else None
+    verdict.skip = skip
+    return verdict
+
+
+def block_columns(
+    port: list[int], value: list[int], vm: list[int], vcpu: list[int], post: Any
+) -> Columns:
+    """Columns of a block of events for :meth:`HookScript.mask` (``rax`` holds the value)."""
+    u64 = np.uint64
+    cols: Mapping[str, Any] = {
+        "$context": np.array(port, dtype=u64),
+        "rax": np.array(value, dtype=u64),
+        "$pid": np.array(vm, dtype=u64),
+        "$core": np.array(vcpu, dtype=u64),
+        "$event_stage": np.asarray(post, dtype=u64),
+    }
+    return cols
