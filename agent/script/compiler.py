@@ -18,8 +18,9 @@ from agent.script import nodes as n
 from agent.script.builtins import compile_builtin
 from agent.script.errors import ScriptError
 from agent.script.exprs import Ev, ExprCompiler, FuncInfo
-from agent.script.parser import parse_condition, parse_script
+from agent.script.parser import parse_condition
 from agent.script.runtime import STEP_BUDGET, GuestMemory, Machine, RunResult
+from agent.script.statements import parse_script
 from agent.script.stmts import StmtCompiler
 
 __all__ = ["MAX_GLOBALS", "MAX_LOCALS", "Program", "compile_condition", "compile_script"]

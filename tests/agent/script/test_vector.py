@@ -58,7 +58,8 @@ def test_missing_columns_read_zero() -> None:
 @pytest.mark.parametrize("source", ["print(1)", ".g == 1", "x == 1", 'strlen("a") == 1'])
 def test_impure_or_non_conditions_have_no_columnar_form(source: str) -> None:
     from agent.script import nodes
-    from agent.script.parser import parse_condition, parse_script
+    from agent.script.parser import parse_condition
+    from agent.script.statements import parse_script
 
     tree: nodes.Block | nodes.Expr
     tree = parse_script(source + ";") if source.startswith("print") else parse_condition(source)
