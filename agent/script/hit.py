@@ -17,15 +17,17 @@ A backend describes the access as a :class:`Hit` and gets a :class:`Verdict` bac
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import compress
 from typing import Any
 
 import numpy as np
 
+from agent.batch import F_POST, Block
 from agent.script.hook import HookScript
 from agent.script.vector import Columns
 
-__all__ = ["Hit", "Verdict", "block_columns", "run_hit"]
+__all__ = ["Hit", "Verdict", "block_columns", "filter_block", "run_hit"]
 
 _SIZE_MASK = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFF_FFFF}
 
@@ -91,6 +93,20 @@ def run_hit(hs: HookScript, hit: Hit, memory: Any = None) -> Verdict:
     return verdict
 
 
+def _block_columns(names: frozenset[str], block: Block) -> Columns:
+    """Only the columns the condition reads (a register other than rax reads 0: the sim's and
+    the C loop's blocks carry the value as rax)."""
+    u64 = np.uint64
+    sources: dict[str, Any] = {
+        "$context": lambda: block.port,
+        "rax": lambda: block.value,
+        "$pid": lambda: block.vm,
+        "$core": lambda: block.vcpu,
+        "$event_stage": lambda: [(f & F_POST) != 0 for f in block.flags],
+    }
+    return {k: np.array(sources[k](), dtype=u64) for k in names if k in sources}
+
+
 def block_columns(
     port: list[int], value: list[int], vm: list[int], vcpu: list[int], post: Any
 ) -> Columns:
@@ -104,3 +120,38 @@ def block_columns(
         "$event_stage": np.asarray(post, dtype=u64),
     }
     return cols
+
+
+def filter_block(hs: HookScript, block: Block) -> Block | None:
+    """``block`` with only the events ``hs``'s pure condition accepts (None if none does).
+
+    One numpy evaluation for the whole block; the columns are compressed in C (``compress``).
+    ``rip`` and ``regs`` must be per event or absent (what the sim and the kvm C loop produce).
+    """
+    n = len(block.port)
+    mask = hs.mask(_block_columns(hs.reads, block), n)
+    if mask.all():
+        return block
+    keep = mask.tolist()
+    if not any(keep):
+        return None
+    width = len(block.reg_names)
+    regs = block.regs
+    if regs:  # one register row per event: keep whole rows
+        rows = [regs[i * width : (i + 1) * width] for i in range(n)]
+        regs = [v for row in compress(rows, keep) for v in row]
+    return replace(
+        block,
+        ts=list(compress(block.ts, keep)),
+        port=list(compress(block.port, keep)),
+        value=list(compress(block.value, keep)),
+        vm=list(compress(block.vm, keep)),
+        vm_name=list(compress(block.vm_name, keep)),
+        vcpu=list(compress(block.vcpu, keep)),
+        cpu=list(compress(block.cpu, keep)),
+        count=list(compress(block.count, keep)),
+        flags=list(compress(block.flags, keep)),
+        seq=list(compress(block.seq, keep)) if block.seq else [],
+        rip=list(compress(block.rip, keep)) if block.rip else [],
+        regs=regs,
+    )

@@ -21,8 +21,9 @@ from typing import Any
 from agent.model import Capability
 from agent.script.compiler import Program, compile_condition, compile_script
 from agent.script.errors import ScriptAbort
+from agent.script.nodes import Block
 from agent.script.runtime import GuestMemory, RunResult
-from agent.script.vector import Columns, compile_columns
+from agent.script.vector import Columns, compile_columns, reads
 
 __all__ = ["NOTICE_INTERVAL_S", "HookScript"]
 
@@ -37,9 +38,11 @@ class HookScript:
         self.condition: Program | None = compile_condition(condition) if condition else None
         self.script: Program | None = compile_script(script) if script else None
         pure = self.condition is not None and self.condition.pure
-        self.columns: Callable[[Columns, int], Any] | None = (
-            compile_columns(self.condition.tree) if pure and self.condition else None
-        )
+        self.columns: Callable[[Columns, int], Any] | None = None
+        self.reads: frozenset[str] = frozenset()  # the columns the pure condition reads
+        if pure and self.condition is not None and not isinstance(self.condition.tree, Block):
+            self.columns = compile_columns(self.condition.tree)
+            self.reads = reads(self.condition.tree)
         self.globals: dict[str, int] = {}
         self.aborts = 0
         self._unreported = 0

@@ -65,3 +65,22 @@ def test_block_columns_feed_the_mask() -> None:
     hs = HookScript("h", condition="$context == 3f8 && @al != 0 && $core == 1")
     cols = block_columns([0x3F8, 0x3F8, 0x70], [1, 0, 1], [1, 1, 1], [1, 1, 1], [0, 0, 0])
     assert hs.mask(cols, 3).tolist() == [True, False, False]
+
+
+def test_filter_block_keeps_the_accepted_events_in_every_column() -> None:
+    from agent.batch import F_POST, Block
+    from agent.script.hit import filter_block
+
+    hs = HookScript("h", condition="$context == 3f8 && @al != 0 && $event_stage == 0")
+    block = Block("h", [1, 2, 3, 4], [0x3F8, 0x70, 0x3F8, 0x3F8], [5, 5, 0, 7], [1, 1, 2, 2],
+                  ["a", "a", "b", "b"], [0, 1, 0, 1], [0, 1, 0, 1], [1, 1, 1, 1],
+                  [2, 2, 2, 2 | F_POST], rip=[10, 20, 30, 40], regs=[1, 2, 3, 4, 5, 6, 7, 8],
+                  reg_names=("rax", "rbx"))  # fmt: skip
+    out = filter_block(hs, block)
+    assert out is not None
+    assert (out.ts, out.port, out.value, out.vm_name, out.rip) == ([1], [0x3F8], [5], ["a"], [10])
+    assert out.regs == [1, 2]
+    everything = HookScript("h", condition="$context != 0")
+    assert filter_block(everything, block) is block
+    nothing = HookScript("h", condition="$context == 0")
+    assert filter_block(nothing, block) is None
