@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from agent.model import Capability
 from agent.script import nodes as n
+from agent.script.errors import ScriptAbort
 from agent.script.exprs import Ev, ExprCompiler
 from agent.script.fmt import Conversion, FormatError, parse_format, render
 from agent.script.names import FUNCTIONS
@@ -143,11 +144,9 @@ def _var_copy(c: n.Call, ec: ExprCompiler) -> Ev:
     dst, src = (a for a in c.args[:2] if isinstance(a, n.Var))
     size = ec.compile(c.args[2])
     read = ec.compile(n.Var(src.target or n.Scope.LOCAL, src.name, src.line, src.col))
-    from agent.script.nodes import Assign  # the copy is an assignment of the low bytes
-
     target = n.Var(dst.target or n.Scope.LOCAL, dst.name, dst.line, dst.col)
     current = ec.compile(target)
-    store = ec.store(Assign(target, "=", None, dst.line, dst.col))
+    store = ec.store(n.Assign(target, "=", None, dst.line, dst.col))
 
     def copy(m: Machine, f: list[int]) -> int:
         bits = min(size(m, f), 8) * 8
@@ -193,8 +192,6 @@ def _read(m: Machine, address: int, size: int) -> int:
 
 
 def _readable(m: Machine, address: int) -> int:
-    from agent.script.errors import ScriptAbort
-
     try:
         m.mem().read(address, 1)
     except ScriptAbort:

@@ -18,10 +18,12 @@ from agent.script import nodes as n
 from agent.script.builtins import compile_builtin
 from agent.script.errors import ScriptError
 from agent.script.exprs import Ev, ExprCompiler, FuncInfo
+from agent.script.names import FUNCTIONS
 from agent.script.parser import parse_condition
 from agent.script.runtime import STEP_BUDGET, GuestMemory, Machine, RunResult
 from agent.script.statements import parse_script
 from agent.script.stmts import StmtCompiler
+from agent.script.vector import is_pure
 
 __all__ = ["MAX_GLOBALS", "MAX_LOCALS", "Program", "compile_condition", "compile_script"]
 
@@ -44,8 +46,6 @@ class Program:
     @property
     def pure(self) -> bool:
         """No effects at all: no writes, calls, or globals (the columnar path can take it)."""
-        from agent.script.vector import is_pure
-
         return self.kind == "condition" and is_pure(self.tree)
 
     def check(self, capabilities: Iterable[str], backend: str) -> None:
@@ -126,8 +126,6 @@ def _scope(names: Iterable[str], funcs: dict[str, FuncInfo], what: str) -> ExprC
 
 def _functions(tree: n.Block) -> dict[str, FuncInfo]:
     funcs: dict[str, FuncInfo] = {}
-    from agent.script.names import FUNCTIONS
-
     for fdef in _defs(tree.body):
         if fdef.name in funcs or fdef.name in FUNCTIONS:
             raise ScriptError(

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from agent.model import Capability
 from agent.script import nodes as n
 from agent.script.errors import ScriptError
-from agent.script.names import REGISTERS
-from agent.script.runtime import MASK, Machine, signed
+from agent.script.names import PSEUDO, REGISTERS
+from agent.script.runtime import MASK, MAX_DEPTH, Machine, signed
 
 __all__ = ["Ev", "ExprCompiler", "FuncInfo"]
 
@@ -156,8 +156,6 @@ class ExprCompiler:
         return lambda m, f: (m.regs.get(base, 0) >> shift) & mask
 
     def pseudo(self, v: n.Var) -> Ev:
-        from agent.script.names import PSEUDO
-
         name = v.name
         if name not in PSEUDO:
             raise self.fail(f"unknown pseudo-register '${name}'", "$" + name, v)
@@ -209,8 +207,6 @@ class ExprCompiler:
 
 
 def _user_call(info: FuncInfo, args: list[Ev]) -> Ev:
-    from agent.script.runtime import MAX_DEPTH
-
     def call(m: Machine, f: Locals) -> int:
         frame = [0] * info.nslots
         for i, arg in enumerate(args):

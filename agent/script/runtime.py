@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from agent.script.errors import ScriptAbort
 
@@ -99,7 +99,7 @@ class Machine:
         if self.steps > self.budget:
             raise ScriptAbort(f"step budget of {self.budget} exhausted", self.steps)
 
-    def abort(self, reason: str) -> int:
+    def abort(self, reason: str) -> NoReturn:
         raise ScriptAbort(reason, self.steps)
 
     def write(self, text: str) -> None:

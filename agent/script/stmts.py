@@ -42,8 +42,7 @@ class StmtCompiler:
             case n.Assign():
                 return self.assign(s)
             case n.ExprStmt(expr=expr):
-                ev = self.ec.compile(expr)
-                return lambda m, f: _tick(m) or ev(m, f) * 0
+                return _call(self.ec.compile(expr))
             case n.Block():
                 return self.block(s)
             case n.If():
@@ -120,6 +119,15 @@ class StmtCompiler:
                     i(m, f)
 
         return run
+
+
+def _call(ev: Ev) -> Run:
+    def run(m: Machine, f: list[int]) -> int:
+        m.tick()
+        ev(m, f)  # a call statement: its value is dropped
+        return GO
+
+    return run
 
 
 def _tick(m: Machine) -> int:
