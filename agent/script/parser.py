@@ -1,8 +1,9 @@
 """Recursive-descent parser for HyperDbg's script language: tokens and expressions here,
 statements in :mod:`agent.script.statements` (its ``Grammar.txt`` and
-``Boolean_Expression_Grammar.txt``, merged: comparisons and ``&&`` / ``||`` are allowed in any
-expression, loosest first ``||``, ``&&``, ``|``, ``^``, ``&``, the six comparisons, shifts,
-``+ -``, ``* / %``, then unary ``- + ~ ! &``). ``++`` / ``--`` inside an expression are two
+``Boolean_Expression_Grammar.txt``). Comparisons and ``&&`` / ``||`` are allowed only in
+conditions, as in HyperDbg (``x = 1 || 0;`` is refused). Precedence, loosest first: ``||``,
+``&&``, ``|``, ``^``, ``&``, the six comparisons, shifts, ``+ -``, ``* / %``, then unary
+``- + ~ ! &``. ``++`` / ``--`` inside an expression are two
 unary operators (``++x`` is ``+(+x)``), as in HyperDbg; as statements they increment.
 
 Every refusal is a :class:`ScriptError` naming the token and its line and column.
@@ -24,6 +25,7 @@ _LEVELS: tuple[frozenset[str], ...] = tuple(
         ("<<", ">>"), ("+", "-"), ("*", "/", "%"),
     )
 )  # fmt: skip
+_BOOLEAN = frozenset({0, 1, 5})  # levels of ||, && and the comparisons
 ASSIGN_OPS = frozenset({"=", "+=", "-=", "*=", "/=", "%=", "<<=", ">>=", "&=", "|=", "^="})
 _HEX = frozenset("0123456789abcdef`")
 MAX_DEPTH = 200  # nesting of expressions and blocks; deeper scripts are refused, not recursed
@@ -32,7 +34,7 @@ MAX_DEPTH = 200  # nesting of expressions and blocks; deeper scripts are refused
 def parse_condition(text: str) -> n.Expr:
     """A ``condition { }`` block: one expression, optionally followed by ``;``."""
     p = ExprParser(tokenize(text))
-    expr = p.expr()
+    expr = p.condition()
     p.accept(";")
     p.expect_end()
     return expr
@@ -43,6 +45,7 @@ class ExprParser:
 
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
+        self.boolean = False  # inside a condition: comparisons, && and || allowed
         self.pos = 0
         self.depth = 0
 
@@ -93,6 +96,15 @@ class ExprParser:
 
     # -- expressions -------------------------------------------------------------------------
 
+    def condition(self) -> n.Expr:
+        """An expression where comparisons and ``&&`` / ``||`` are allowed (HyperDbg's
+        Boolean_Expression_Grammar: ``if``, ``elsif``, ``while``, ``for`` and ``condition { }``)."""
+        outer, self.boolean = self.boolean, True
+        try:
+            return self.expr()
+        finally:
+            self.boolean = outer
+
     def expr(self, level: int = 0) -> n.Expr:
         if level == len(_LEVELS):
             return self.unary()
@@ -100,6 +112,9 @@ class ExprParser:
         left = self.expr(level + 1)
         ops = _LEVELS[level]
         while self.tok.kind is Kind.OP and self.tok.text in ops:
+            if level in _BOOLEAN and not self.boolean:
+                self.fail(f"'{self.tok.text}' is allowed only in a condition (if, while, for, "
+                          "condition { })")  # fmt: skip
             op = self.next()
             right = self.expr(level + 1)
             left = n.Binary(op.text, left, right, op.line, op.col)

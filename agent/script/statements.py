@@ -81,7 +81,7 @@ class StmtParser(ExprParser):
 
     def paren_cond(self) -> n.Expr:
         self.expect("(", " before the condition")
-        cond = self.expr()
+        cond = self.condition()
         self.expect(")", " after the condition")
         return cond
 
@@ -100,7 +100,7 @@ class StmtParser(ExprParser):
         self.expect("(", " after 'for'")
         init = self.simple_list(";")
         self.expect(";", " after the for loop's first part")
-        cond = None if self.is_op(";") else self.expr()
+        cond = None if self.is_op(";") else self.condition()
         self.expect(";", " after the for loop's condition")
         step = self.simple_list(")")
         self.expect(")", " after the for loop's last part")

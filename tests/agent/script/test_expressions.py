@@ -57,6 +57,15 @@ def test_literals(text: str, expected: int) -> None:
         ("1 << 0n63", 1 << 63),
         ("1 << 0n64", 0),  # shifting by 64 or more gives 0
         ("-1 >> 0n60", 0xF),  # logical shift
+    ],
+)
+def test_operators_and_precedence(expr: str, expected: int) -> None:
+    assert value(expr) == expected
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
         ("3 == 3", 1),
         ("3 != 3", 0),
         ("-1 < 0", 1),  # signed comparisons
@@ -71,16 +80,24 @@ def test_literals(text: str, expected: int) -> None:
         ("1 | 2 == 2", 1 | 1),  # comparisons bind tighter than |
     ],
 )
-def test_operators_and_precedence(expr: str, expected: int) -> None:
-    assert value(expr) == expected
+def test_comparisons_and_logic_in_conditions(expr: str, expected: int) -> None:
+    assert cond(expr) == expected
+    assert run(f"if ({expr}) {{ print(1); }} else {{ print(0); }}").lines == [str(expected)]
+
+
+@pytest.mark.parametrize(("source", "token"), [("x = 1 || 1 & 0;", "||"), ("print(2 > 1);", ">")])
+def test_comparisons_only_in_conditions_as_in_hyperdbg(source: str, token: str) -> None:
+    with pytest.raises(ScriptError, match="is allowed only in a condition") as info:
+        run(source)
+    assert info.value.token == token
 
 
 def test_and_or_short_circuit() -> None:
     # the right side would divide by zero: it is never evaluated
-    assert value("0 && 1 / 0") == 0
-    assert value("1 || 1 / 0") == 1
+    assert cond("0 && 1 / 0") == 0
+    assert cond("1 || 1 / 0") == 1
     with pytest.raises(ScriptAbort, match="division by zero"):
-        value("1 && 1 / 0")
+        cond("1 && 1 / 0")
 
 
 @pytest.mark.parametrize("expr", ["1 / 0", "1 % (2 - 2)"])
