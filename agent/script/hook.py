@@ -25,9 +25,23 @@ from agent.script.nodes import Block
 from agent.script.runtime import GuestMemory, RunResult
 from agent.script.vector import Columns, compile_columns, reads
 
-__all__ = ["NOTICE_INTERVAL_S", "HookScript"]
+__all__ = ["NOTICE_INTERVAL_S", "HookScript", "script_needs"]
 
 NOTICE_INTERVAL_S = 1.0
+
+
+def script_needs(condition: str, script: str) -> list[tuple[Capability, str]]:
+    """What a hook's blocks need from the backend, each with the token that needs it: the
+    ``script`` capability for having blocks at all, then what the blocks do (compiles them:
+    ``ScriptError`` if they are wrong)."""
+    if not condition and not script:
+        return []
+    hs = HookScript("", condition, script)
+    out = [(Capability.SCRIPT, "condition" if condition else "script")]
+    for program in (hs.condition, hs.script):
+        if program is not None:
+            out += [(cap, f"{program.kind}: {where}") for cap, where in program.needs.items()]
+    return out
 
 
 class HookScript:

@@ -87,3 +87,15 @@ def test_globals_are_shared_safely_by_vcpu_threads() -> None:
     for t in threads:
         t.join()
     assert h.globals == {"n": 8000}
+
+
+def test_script_needs_lists_the_script_capability_first() -> None:
+    from agent.script.hook import script_needs
+
+    assert script_needs("", "") == []
+    assert script_needs("@al == 1", "") == [(Capability.SCRIPT, "condition")]
+    needs = script_needs("", "@al = 1;")
+    assert needs == [
+        (Capability.SCRIPT, "script"),
+        (Capability.MODIFY, "script: writing @al at line 1, column 1"),
+    ]
