@@ -27,7 +27,15 @@ from agent.batch import F_POST, Block
 from agent.script.hook import HookScript
 from agent.script.vector import Columns
 
-__all__ = ["Hit", "Verdict", "block_columns", "filter_block", "run_hit"]
+__all__ = [
+    "Hit",
+    "Verdict",
+    "block_columns",
+    "filter_block",
+    "gate_hit",
+    "run_hit",
+    "script_hit",
+]
 
 _SIZE_MASK = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFF_FFFF}
 
@@ -71,13 +79,30 @@ def pseudo_of(hit: Hit) -> dict[str, int]:
 
 def run_hit(hs: HookScript, hit: Hit, memory: Any = None) -> Verdict:
     """Gate and run ``hs`` on ``hit``; ``hit.regs`` is updated with the script's writes."""
-    mask = _SIZE_MASK.get(hit.size, 0xFF)
-    regs = hit.regs
-    if (hit.inbound and hit.post) or not hit.inbound:  # the value is in rax already
-        regs["rax"] = (regs.get("rax", 0) & ~mask & (1 << 64) - 1) | (hit.value & mask)
-    pseudo = pseudo_of(hit)
-    if not hs.gate(regs, pseudo, memory):
+    if not gate_hit(hs, hit, memory):
         return Verdict(fire=False)
+    return script_hit(hs, hit, memory)
+
+
+def _load(hit: Hit) -> int:
+    """Put the access's value in the registers where the guest has it; the size's mask."""
+    mask = _SIZE_MASK.get(hit.size, 0xFF)
+    if hit.post or not hit.inbound:  # an IN's value is in rax only once it is read
+        hit.regs["rax"] = (hit.regs.get("rax", 0) & ~mask & (1 << 64) - 1) | (hit.value & mask)
+    return mask
+
+
+def gate_hit(hs: HookScript, hit: Hit, memory: Any = None) -> bool:
+    """The condition on ``hit`` (True without one), before any action of the hook."""
+    _load(hit)
+    return hs.gate(hit.regs, pseudo_of(hit), memory)
+
+
+def script_hit(hs: HookScript, hit: Hit, memory: Any = None) -> Verdict:
+    """Run the script (if any) on a hit that passed its condition."""
+    mask = _load(hit)
+    regs = hit.regs
+    pseudo = pseudo_of(hit)
     before = dict(regs)
     result = hs.run(regs, pseudo, memory)
     if result is None:
