@@ -64,3 +64,21 @@ def test_filter_is_a_superset_and_exact_when_it_says_so(source: str) -> None:
         assert got or not want, (port, size, val)  # never drops an accepted access
         if f.exact:
             assert got == want, (port, size, val)
+
+
+def test_the_trace_backend_filter_carries_each_hooks_condition() -> None:
+    from agent.backends.kvm_trace.filter import build_filter, terms_from_rules
+    from agent.hooks import lang
+    from agent.hooks.table import HookTable
+
+    table = HookTable()
+    table.set(lang.parse("!ioin 71 condition { @eax == 26 }", hook_id="a"))
+    table.set(lang.parse("!ioin 70", hook_id="b"))
+    table.set(lang.parse("!ioout 80 condition { @rbx == 1 }", hook_id="c"))  # nothing to push
+    expr = build_filter(terms_from_rules(table.rules(), {}))
+    assert (
+        expr == "(rw==0&&(((port==0x70))||((port==0x71)&&(val==0x26))))||(rw==1&&(((port==0x80))))"
+    )
+    coarse = build_filter(terms_from_rules(table.rules(), {}), limit=40)
+    assert coarse is not None
+    assert "val" not in coarse  # coarsening drops conditions first: still a superset
