@@ -135,4 +135,7 @@ class Plan:
         self.pre = tuple(r for r in rules if r.stage & Stage.PRE)
         self.post = tuple(r for r in rules if r.stage & Stage.POST)
         # observe-only: no rule skips, sets a value or breaks, so events are all there is to do
-        self.simple = not any(r.short_circuit or r.break_ or r.set_value is not None for r in rules)
+        self.simple = not any(
+            r.short_circuit or r.break_ or r.set_value is not None or r.script is not None
+            for r in rules
+        )  # a condition or script runs on the Python hook path
