@@ -119,8 +119,8 @@ def script_hit(hs: HookScript, hit: Hit, memory: Any = None) -> Verdict:
 
 
 def _block_columns(names: frozenset[str], block: Block) -> Columns:
-    """Only the columns the condition reads (a register other than rax reads 0: the sim's and
-    the C loop's blocks carry the value as rax)."""
+    """Only the columns the condition reads. A block with registers (the kvm C loop's) gives
+    them per event; one without (the sim's) has the value as ``rax`` and no other register."""
     u64 = np.uint64
     sources: dict[str, Any] = {
         "$context": lambda: block.port,
@@ -129,7 +129,13 @@ def _block_columns(names: frozenset[str], block: Block) -> Columns:
         "$core": lambda: block.vcpu,
         "$event_stage": lambda: [(f & F_POST) != 0 for f in block.flags],
     }
-    return {k: np.array(sources[k](), dtype=u64) for k in names if k in sources}
+    width = len(block.reg_names)
+    if block.regs and width:
+        regs = np.array(block.regs, dtype=u64).reshape(-1, width)
+        for i, name in enumerate(block.reg_names):
+            if name in names:
+                sources[name] = lambda i=i: regs[:, i]
+    return {k: np.asarray(sources[k](), dtype=u64) for k in names if k in sources}
 
 
 def block_columns(

@@ -74,12 +74,12 @@ def test_filter_block_keeps_the_accepted_events_in_every_column() -> None:
     hs = HookScript("h", condition="$context == 3f8 && @al != 0 && $event_stage == 0")
     block = Block("h", [1, 2, 3, 4], [0x3F8, 0x70, 0x3F8, 0x3F8], [5, 5, 0, 7], [1, 1, 2, 2],
                   ["a", "a", "b", "b"], [0, 1, 0, 1], [0, 1, 0, 1], [1, 1, 1, 1],
-                  [2, 2, 2, 2 | F_POST], rip=[10, 20, 30, 40], regs=[1, 2, 3, 4, 5, 6, 7, 8],
+                  [2, 2, 2, 2 | F_POST], rip=[10, 20, 30, 40], regs=[5, 1, 5, 2, 0, 3, 7, 4],
                   reg_names=("rax", "rbx"))  # fmt: skip
     out = filter_block(hs, block)
     assert out is not None
     assert (out.ts, out.port, out.value, out.vm_name, out.rip) == ([1], [0x3F8], [5], ["a"], [10])
-    assert out.regs == [1, 2]
+    assert out.regs == [5, 1]  # rax comes from the registers where a block has them
     everything = HookScript("h", condition="$context != 0")
     assert filter_block(everything, block) is block
     nothing = HookScript("h", condition="$context == 0")
