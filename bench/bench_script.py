@@ -10,6 +10,11 @@ the hot path that matches accesses against the table and builds the blocks of pl
 The bench counts accesses generated per second (not events): the condition drops most events,
 and work after the backend would only make the condition look cheaper.
 
+kvm (/dev/kvm, binutils, cc): bench_kvm.py's guest looping on ``in al, dx`` from open-bus port
+0x80, with ``!ioin 80 condition { @al == 1 }`` (always false: the C loop evaluates it and answers
+the exit itself), against bench_kvm's minimal C ``KVM_RUN`` loop, best of interleaved rounds.
+Target: >= 0.9.
+
 kvm-trace (root, tracefs, QEMU; skipped with the reason elsewhere): bench_trace.py's guest
 looping on ``in al, dx`` from port 0x80 (an unassigned port: it reads 0xff), measured by its own
 counter, without an agent and with ``!ioin 80 condition { @al != ff }`` (always false, pushed
@@ -20,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import statistics
 import sys
 import tempfile
 import time
@@ -28,12 +32,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agent.backends.kvm import KvmBackend
+from agent.backends.kvm.guests.build import GUEST_DIR, assemble
 from agent.backends.kvm_trace import KvmTraceBackend
 from agent.backends.sim.backend import SimBackend
-from agent.config import SimConfig, TraceConfig
+from agent.config import KvmConfig, SimConfig, TraceConfig, VmConfig
 from agent.hooks import lang
 from agent.hooks.table import HookTable
 from agent.script import compile_condition
+from bench.bench_kvm import Counted, build_c_loop, c_loop_rate
 from bench.bench_trace import LOOP_PORT, CountingSink, Guest, build_guest, missing, window
 from bench.common import Row, emit
 
@@ -90,6 +97,51 @@ async def traced_window(guest: Guest, condition: str) -> float:
     return rate
 
 
+async def kvm_rate(image: Path, entry: int, command: str, seconds: float = 2.0) -> float:
+    """IN exits/s of the looping guest under the kvm backend with ``command`` set."""
+    table = HookTable()
+    table.set(lang.parse(command, hook_id="bench"))
+    vm = VmConfig(name="bench", image=str(image), mode="real", entry=entry)
+    ready = asyncio.Event()
+    async with KvmBackend(KvmConfig(vms=(vm,), on_fault="keep")) as backend:
+        task = asyncio.create_task(backend.run(table, Counted(), ready.set))
+        await ready.wait()
+        await asyncio.sleep(0.3)  # warm up: the first hooked exits teach the C loop
+        start_exits, start = backend.counters()["kvm_io_exits"], time.monotonic()
+        await asyncio.sleep(seconds)
+        exits, elapsed = backend.counters()["kvm_io_exits"] - start_exits, time.monotonic() - start
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return exits / elapsed
+
+
+def kvm_rows() -> list[Row]:
+    if not Path("/dev/kvm").exists():
+        return [Row(BENCH, "kvm skipped: no /dev/kvm", 0, "")]
+    command = "!ioin 80 condition { @al == 1 }"
+    c_best = cond_best = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        binary = build_c_loop(Path(tmp))
+        guest = assemble((GUEST_DIR / "in_loop.S").read_text(), "in_loop", Path(tmp))
+        for _ in range(ROUNDS):
+            c_best = max(c_best, c_loop_rate(binary, 2.0))
+            cond_best = max(cond_best, asyncio.run(kvm_rate(guest.path, guest.entry, command)))
+    ratio = cond_best / c_best
+    return [
+        Row(BENCH, "kvm: C KVM_RUN loop", c_best, "exits/s", 1.0, "itself"),
+        Row(
+            BENCH,
+            f"kvm: {command} (false, in the C loop)",
+            cond_best,
+            "exits/s",
+            ratio,
+            "C KVM_RUN loop",
+            ">= 0.9",
+            ratio >= 0.9,
+        ),
+    ]
+
+
 async def trace_rows() -> list[Row]:
     reason = missing()
     if reason:
@@ -108,7 +160,7 @@ async def trace_rows() -> list[Row]:
                     cond.append(await traced_window(guest, "@al != ff"))
         finally:
             guest.close()
-    base, rate = statistics.mean(none), statistics.mean(cond)
+    base, rate = max(none), max(cond)  # best of each, as the other rows: noise hits both
     return [
         Row(BENCH, "kvm-trace: guest IN/s, no agent", base, "IN/s", 1.0, "itself"),
         Row(
@@ -153,6 +205,7 @@ def main() -> None:
         Row(BENCH, "events per access, condition / none", cond_events, "events", passed, "none"),
         Row(BENCH, "the condition per event in Python", scalar, "evals/s", scalar / base, "flood"),
     ]
+    rows += kvm_rows()
     rows += asyncio.run(trace_rows())
     emit(rows)
 
