@@ -111,7 +111,11 @@ class ExprParser:
         self.enter()
         left = self.expr(level + 1)
         ops = _LEVELS[level]
+        chain = 0  # a chain of n operators is a tree n deep on its left: it counts as nesting
         while self.tok.kind is Kind.OP and self.tok.text in ops:
+            chain += 1
+            if self.depth + chain > MAX_DEPTH:
+                self.fail(f"expression nested deeper than {MAX_DEPTH} levels")
             if level in _BOOLEAN and not self.boolean:
                 self.fail(f"'{self.tok.text}' is allowed only in a condition (if, while, for, "
                           "condition { })")  # fmt: skip

@@ -136,3 +136,11 @@ def test_parse_errors_name_the_token_and_position(
         run(source)
     assert (info.value.token, info.value.line, info.value.col) == (token, line, col)
     assert f"line {line}, column {col}" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "source", ["x = " + "1 + " * 5000 + "1;", "x = " + "(" * 500 + "1" + ")" * 500 + ";"]
+)
+def test_very_long_or_deep_expressions_are_refused_not_recursed(source: str) -> None:
+    with pytest.raises(ScriptError, match="nested deeper than 200 levels"):
+        run(source)

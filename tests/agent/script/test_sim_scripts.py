@@ -83,3 +83,13 @@ async def test_pause_pauses_the_vcpu_like_break_and_aborts_are_announced() -> No
     zs = [e for e in sink.received if e.hook_id == "z"]
     assert zs
     assert all(e.output == "" and e.value_set is None for e in zs)
+
+
+def test_the_event_line_shows_the_output_quoted_on_one_line() -> None:
+    from agent.eventline import event_line
+    from agent.events import to_json
+
+    (ev,) = step('!ioin 3f8 script { printf("al %x\\nend", @al); }', n=40)[:1]
+    line = event_line(to_json(ev, "h", "e"))
+    assert line.endswith(' output "al 0\\nend"')
+    assert "\n" not in line
