@@ -194,7 +194,7 @@ def pack_batch(host: str, epoch: str, evs: list[Event] | Block) -> events_pb2.Ev
     plain: list[Event] = evs
     rich: list[Event] = []
     names: tuple[str, ...] = ()
-    if any(e.data or e.regs or e.break_id for e in evs):  # else: the common, cheapest case
+    if any(e.data or e.regs or e.break_id or e.output for e in evs):  # else: the cheapest case
         plain, rich, names = _columnar(evs)
     add = batch.events.add
     for e in rich:

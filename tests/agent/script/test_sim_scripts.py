@@ -93,3 +93,14 @@ def test_the_event_line_shows_the_output_quoted_on_one_line() -> None:
     line = event_line(to_json(ev, "h", "e"))
     assert line.endswith(' output "al 0\\nend"')
     assert "\n" not in line
+
+
+def test_output_travels_on_the_wire_and_keeps_the_event_out_of_the_columns() -> None:
+    from agent.batch import batch_events, pack_batch
+
+    events = step('!ioin 3f8 script { if (.n < 2) { printf("n=%d", .n); } .n = .n + 1; }')
+    for i, ev in enumerate(events):
+        ev.seq = i + 1
+    batch = pack_batch("h", "e", events)
+    assert [e.output for e in batch.events] == ["n=0", "n=1"]  # as messages, not columns
+    assert [e.output for e in batch_events(batch)] == [e.output for e in events]
