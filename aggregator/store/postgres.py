@@ -1,0 +1,58 @@
+"""The shared store: PostgreSQL (``--store postgresql://...``), for several aggregators at once.
+
+Claims go through an exclusion constraint on ``seen`` (btree_gist: equal host and epoch,
+overlapping ranges), so ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` tells which runs this
+transaction counts; a concurrent claim of the same run waits for the first to commit, then
+conflicts. Rollup upserts touch only their own rows, so instances do not serialize otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+
+from aggregator.store.base import Run, Store
+from aggregator.store.schema import Dialect
+
+__all__ = ["POSTGRES", "PostgresStore"]
+
+POSTGRES = Dialect(
+    "postgresql",
+    "%s",
+    "LEAST",
+    "GREATEST",
+    "",
+    ", EXCLUDE USING gist (host WITH =, epoch WITH =, int8range(lo, hi, '[]') WITH &&)",
+    preamble="CREATE EXTENSION IF NOT EXISTS btree_gist;",
+)
+
+
+class PostgresStore(Store):
+    def __init__(self, url: str, *, connect_timeout: float = 5.0) -> None:
+        con = psycopg.connect(url, autocommit=False, connect_timeout=int(connect_timeout))
+        super().__init__(con, POSTGRES, (psycopg.Error,))
+
+    def create(self) -> None:
+        # two instances starting at once: one creates the schema, the other waits for it
+        with self._guard("create schema"), self.transaction():
+            self._con.execute("SELECT pg_advisory_xact_lock(7150)")  # 7150: any fixed number
+        super().create()
+
+    def _claim(self, runs: list[Run]) -> set[Run]:
+        if not runs:
+            return set()
+        now = time.time_ns()
+        cur = self._con.execute(
+            "INSERT INTO seen (host, epoch, lo, hi, at) SELECT h, e, l, i, %s FROM "
+            "unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[]) AS r(h, e, l, i) "
+            "ON CONFLICT DO NOTHING RETURNING host, epoch, lo, hi",
+            (
+                now,
+                [r[0] for r in runs],
+                [r[1] for r in runs],
+                [r[2] for r in runs],
+                [r[3] for r in runs],
+            ),
+        )
+        return {(h, e, int(lo), int(hi)) for h, e, lo, hi in cur.fetchall()}
