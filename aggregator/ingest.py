@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,8 +77,11 @@ class Ingestor:
         self.stats = Stats()
         self._logged: dict[str, float] = {}
 
-    def commit(self, messages: list[tuple[str, bytes, str]]) -> list[Rollup]:
-        """Count ``(topic host, payload, content type)`` messages; returns the new rollups."""
+    def commit(
+        self, messages: list[tuple[str, bytes, str]], also: Callable[[], None] = lambda: None
+    ) -> list[Rollup]:
+        """Count ``(topic host, payload, content type)`` messages, and run ``also`` in the same
+        transaction; returns the new rollups."""
         now = time.time_ns()
         prepared = []
         for host, payload, ctype in messages:
@@ -91,7 +95,7 @@ class Ingestor:
         runs = [r for p in prepared for r in p.runs]
         out: list[Rollup] = []
         start = time.perf_counter()
-        added = self.store.ingest(runs, lambda claimed: self._build(prepared, claimed, out))
+        added = self.store.ingest(runs, lambda claimed: self._build(prepared, claimed, out), also)
         self._account(prepared, added, time.perf_counter() - start)
         return out
 

@@ -34,7 +34,7 @@ class Store:
     def __init__(self, con: Any, dialect: Dialect, errors: tuple[type[BaseException], ...]):
         self._con = con
         self.dialect = dialect
-        self._errors = (*errors, OSError)
+        self._errors: tuple[type[BaseException], ...] = (*errors, OSError)
         self._rows = {lvl: dialect.sql(upsert_rows(lvl)) for lvl in LEVELS}
         self._values = {lvl: dialect.sql(upsert_values(lvl)) for lvl in LEVELS}
 
@@ -73,10 +73,16 @@ class Store:
 
     # -- ingest ------------------------------------------------------------------------------
 
-    def ingest(self, runs: list[Run], build: Callable[[set[Run]], list[Rollup]]) -> int:
-        """Claim ``runs`` and store the rollups ``build`` makes from the claimed ones, in one
-        transaction; returns the events added."""
+    def ingest(
+        self,
+        runs: list[Run],
+        build: Callable[[set[Run]], list[Rollup]],
+        also: Callable[[], None] = lambda: None,
+    ) -> int:
+        """Claim ``runs`` and store the rollups ``build`` makes from the claimed ones, and run
+        ``also`` (births, drops), in one transaction; returns the events added."""
         with self._guard("ingest"), self.transaction():
+            also()
             claimed = self._claim(runs)
             rollups = build(claimed)
             added = 0
@@ -153,27 +159,26 @@ class Store:
         self._x("INSERT INTO hosts (host) VALUES (?) ON CONFLICT (host) DO NOTHING", (host,))
 
     def birth(self, host: str, doc: dict[str, Any]) -> None:
-        """A birth or a will on the host's status topic."""
-        labels = doc.get("labels") if isinstance(doc.get("labels"), dict) else {}
-        with self._guard("birth"), self.transaction():
-            self._touch_host(host)
-            self._x(
-                "UPDATE hosts SET online = ?, epoch = CASE WHEN ? = '' THEN epoch ELSE ? END, "
-                "address = CASE WHEN ? = '' THEN address ELSE ? END, labels = ?, last_seen = ? "
-                "WHERE host = ?",
-                (
-                    bool(doc.get("online")), str(doc.get("epoch") or ""),
-                    str(doc.get("epoch") or ""), str(doc.get("address") or ""),
-                    str(doc.get("address") or ""), json.dumps(labels, sort_keys=True),
-                    time.time_ns(), host,
-                ),
-            )  # fmt: skip
+        """A birth or a will on the host's status topic (inside :meth:`ingest`'s transaction)."""
+        labels = doc.get("labels")
+        text = json.dumps(labels, sort_keys=True) if isinstance(labels, dict) else ""
+        self._touch_host(host)
+        self._x(
+            "UPDATE hosts SET online = ?, epoch = CASE WHEN ? = '' THEN epoch ELSE ? END, "
+            "address = CASE WHEN ? = '' THEN address ELSE ? END, "
+            "labels = CASE WHEN ? = '' THEN labels ELSE ? END, last_seen = ? "
+            "WHERE host = ?",
+            (
+                bool(doc.get("online")), str(doc.get("epoch") or ""),
+                str(doc.get("epoch") or ""), str(doc.get("address") or ""),
+                str(doc.get("address") or ""), text, text, time.time_ns(), host,
+            ),
+        )  # fmt: skip
 
     def drops(self, host: str, events: int) -> None:
-        """Events a host announced as dropped (its notices topic)."""
-        with self._guard("drops"), self.transaction():
-            self._touch_host(host)
-            self._x("UPDATE hosts SET drops = drops + ? WHERE host = ?", (events, host))
+        """Events a host announced as dropped (inside :meth:`ingest`'s transaction)."""
+        self._touch_host(host)
+        self._x("UPDATE hosts SET drops = drops + ? WHERE host = ?", (events, host))
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -1,0 +1,98 @@
+"""``ioinagg``: run the aggregator (``--config FILE`` and flags over it), or ``check-config``.
+
+Exit codes: 0 ok; 1 a configuration or store error (the message names the key); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import structlog
+import typer
+
+from aggregator.config import Config, load
+from aggregator.errors import AggError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="ioinagg",
+    help="Count every ioind event exactly once into rollups; serve Top, Query and Hosts.",
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+Opt = typer.Option
+
+
+@app.callback(invoke_without_command=True)
+def run(
+    ctx: typer.Context,
+    config: Annotated[Path | None, Opt("--config", "-c", help="TOML configuration.")] = None,
+    broker: Annotated[str | None, Opt(help="MQTT broker HOST:PORT.")] = None,
+    group: Annotated[str | None, Opt(help="Shared-subscription group.")] = None,
+    id: Annotated[str | None, Opt("--id", help="This instance's id (MQTT session).")] = None,
+    listen: Annotated[str | None, Opt(help="gRPC HOST:PORT.")] = None,
+    store: Annotated[str | None, Opt(help="'' (SQLite) or postgresql://...")] = None,
+    state_dir: Annotated[Path | None, Opt(help="Where the SQLite store lives.")] = None,
+    metrics: Annotated[str | None, Opt(help="Prometheus HOST:PORT.")] = None,
+    alerts: Annotated[str | None, Opt(help="Alert rules file (reloaded on change).")] = None,
+    insecure: Annotated[bool | None, Opt("--insecure", help="Plain gRPC (no TLS).")] = None,
+) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
+    cfg = load(config).with_flags(
+        broker=broker, group=group, id=id, listen=listen, store=store, state_dir=state_dir,
+        metrics=metrics, alerts=alerts, insecure=insecure,
+    )  # fmt: skip
+    _logging()
+    asyncio.run(_serve(cfg))
+
+
+async def _serve(cfg: Config) -> None:
+    from aggregator.app import App
+
+    await App(cfg).run()
+
+
+@app.command("check-config")
+def check_config(path: Annotated[Path, typer.Argument(help="TOML configuration.")]) -> None:
+    """Load and check a configuration (and its alert rules); print OK or the error."""
+    cfg = load(path)
+    if cfg.alerts:
+        from aggregator.alerts import load_rules
+
+        load_rules(Path(cfg.alerts))
+    typer.echo(f"{path}: OK")
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        app(args=argv, prog_name="ioinagg", standalone_mode=False)
+    except typer.Abort:
+        return 130
+    except KeyboardInterrupt:
+        return 130
+    except typer.TyperException as e:
+        show = getattr(e, "show", None)
+        show() if callable(show) else typer.echo(str(e), err=True)
+        return 1
+    except AggError as e:
+        typer.echo(f"ioinagg: {e}", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
