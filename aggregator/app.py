@@ -189,7 +189,7 @@ class App:
         path, seen = Path(self.cfg.alerts), -1.0
         while True:
             try:
-                mtime = path.stat().st_mtime
+                mtime = (await asyncio.to_thread(path.stat)).st_mtime
             except OSError as exc:
                 mtime = -2.0
                 if seen != mtime:

@@ -120,10 +120,13 @@ class Bus:
         self.connected = True
         log.info("broker-connected", broker=self._cfg.broker, group=group)
         queue: asyncio.Queue[Inbound] = asyncio.Queue()  # bounded by Receive Maximum
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._read(client, queue))
-            tg.create_task(self._send_alerts(client))
-            await self._commit_loop(client, queue)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._read(client, queue))
+                tg.create_task(self._send_alerts(client))
+                await self._commit_loop(client, queue)
+        except* aiomqtt.MqttError as group:  # the connection dropped: one error, reconnect
+            raise group.exceptions[0] from None
 
     async def _read(self, client: aiomqtt.Client, queue: asyncio.Queue[Inbound]) -> None:
         async for m in client.messages:

@@ -64,7 +64,7 @@ async def _serve(cfg: Config) -> None:
 @app.command("check-config")
 def check_config(path: Annotated[Path, typer.Argument(help="TOML configuration.")]) -> None:
     """Load and check a configuration (and its alert rules); print OK or the error."""
-    cfg = load(path)
+    cfg = load(path).with_flags()
     if cfg.alerts:
         from aggregator.alerts import load_rules
 
