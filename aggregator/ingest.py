@@ -103,8 +103,11 @@ class Ingestor:
         self, prepared: list[Prepared], claimed: set[Run], out: list[Rollup]
     ) -> list[Rollup]:
         out.clear()  # a retried transaction builds again
+        taken: set[Run] = set()  # a run claimed once counts once, for its first occurrence
         for p in prepared:
-            ok = np.array([r in claimed for r in p.runs] + [False], np.bool_)
+            first = [r in claimed and r not in taken for r in p.runs]
+            taken.update(p.runs)
+            ok = np.array([*first, False], np.bool_)
             mask = ok[p.run_of]  # run -1 indexes the trailing False
             if mask.any():
                 out.append(roll_up(p.cols.take(mask)))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from aggregator.errors import StoreError
@@ -57,14 +57,19 @@ class Store:
         with self._guard("close"):
             self._con.close()
 
+    def _ensure(self) -> None:
+        """Reconnect if the connection was lost (dialects override)."""
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """BEGIN ... COMMIT, rolled back on any error."""
+        self._ensure()
         self._begin()
         try:
             yield
         except BaseException:
-            self._con.rollback()
+            with suppress(*self._errors):  # a lost connection cannot roll back: it is gone
+                self._con.rollback()
             raise
         self._con.commit()
 
@@ -183,10 +188,24 @@ class Store:
     # -- reading -----------------------------------------------------------------------------
 
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read; once more on a fresh connection if the old one was found lost."""
+        try:
+            return self._fetch(sql, params)
+        except StoreError:
+            if not self._lost():
+                raise
+            return self._fetch(sql, params)
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self._guard("query"):
+            self._ensure()
             rows: list[tuple[Any, ...]] = self._x(sql, params).fetchall()
             self._con.rollback()  # end the read transaction: the next read sees new commits
             return rows
+
+    def _lost(self) -> bool:
+        """True if the connection is gone (dialects override)."""
+        return False
 
     def gaps(self, grace_ns: int) -> dict[str, int]:
         """Sequence numbers missing per host: holes between ranges older than ``grace_ns``."""

@@ -29,9 +29,20 @@ POSTGRES = Dialect(
 
 
 class PostgresStore(Store):
-    def __init__(self, url: str, *, connect_timeout: float = 5.0) -> None:
-        con = psycopg.connect(url, autocommit=False, connect_timeout=int(connect_timeout))
-        super().__init__(con, POSTGRES, (psycopg.Error,))
+    def __init__(self, url: str, *, connect_timeout: int = 5) -> None:
+        self._url = url
+        self._timeout = connect_timeout
+        super().__init__(self._connect(), POSTGRES, (psycopg.Error,))
+
+    def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(self._url, autocommit=False, connect_timeout=self._timeout)
+
+    def _lost(self) -> bool:
+        return bool(self._con.closed or self._con.broken)
+
+    def _ensure(self) -> None:
+        if self._lost():
+            self._con = self._connect()  # raises psycopg.OperationalError while it is down
 
     def create(self) -> None:
         # two instances starting at once: one creates the schema, the other waits for it
