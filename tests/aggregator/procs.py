@@ -46,6 +46,7 @@ class AggProc:
                 [sys.executable, "-m", "aggregator", *self.args], stdout=log, stderr=log
             )
         wait_port(self.port, timeout=30, proc=self.proc)
+        wait_for(lambda: self.metrics().get("ioinagg_broker_connected") == 1.0)  # subscribed
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None and self.proc.poll() is None:
