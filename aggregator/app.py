@@ -13,6 +13,7 @@ from typing import Any
 
 import structlog
 
+from agent.publish.topics import PREFIX
 from aggregator.alerts import Alert, Engine, load_rules
 from aggregator.bus import Bus, Inbound
 from aggregator.config import Config
@@ -34,12 +35,12 @@ MAX_RANGES = 1000  # seen ranges per (host, epoch) before the oldest holes are g
 
 def split_topic(topic: str) -> tuple[str, str]:
     """(host, kind) of ``ioin/v1/<host>/<kind>[/...]``; kind '' when not ours."""
-    parts = topic.split("/")
-    if len(parts) < 4 or parts[0] != "ioin" or parts[1] != "v1":
+    if not topic.startswith(PREFIX + "/"):
         return "", ""
-    if parts[3] == "events" and len(parts) == 5:
-        return parts[2], "events"
-    return (parts[2], parts[3]) if len(parts) == 4 else (parts[2], "")
+    parts = topic[len(PREFIX) + 1 :].split("/")
+    if len(parts) == 3 and parts[1] == "events":
+        return parts[0], "events"
+    return (parts[0], parts[1]) if len(parts) == 2 else (parts[0], "")
 
 
 @dataclass(slots=True)
@@ -72,7 +73,7 @@ class App:
 
     def _publish(self, alert: Alert) -> None:
         log.warning("alert", rule=alert.rule, host=alert.host, vm=alert.vm, reason=alert.reason)
-        self.bus.publish_alert(f"ioin/v1/alerts/{alert.rule}", alert.payload())
+        self.bus.publish_alert(f"{PREFIX}/alerts/{alert.rule}", alert.payload())
 
     async def handle(self, batch: list[Inbound]) -> None:
         """One group commit; retried until the store takes it (messages stay unacknowledged)."""

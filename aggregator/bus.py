@@ -31,6 +31,7 @@ import structlog
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from agent.publish.topics import PREFIX
 from aggregator.config import Config, split_address
 
 __all__ = ["Bus", "Inbound"]
@@ -112,9 +113,9 @@ class Bus:
     async def _session(self, client: aiomqtt.Client) -> None:
         group = self._cfg.group
         for topic in (
-            f"$share/{group}/ioin/v1/+/events/#",
-            f"$share/{group}/ioin/v1/+/notices",
-            "ioin/v1/+/status",
+            f"$share/{group}/{PREFIX}/+/events/#",
+            f"$share/{group}/{PREFIX}/+/notices",
+            f"{PREFIX}/+/status",
         ):
             await client.subscribe(topic, qos=1)
         self.connected = True

@@ -1,9 +1,12 @@
-"""The controller imports from the agent only its public contract (DESIGN.md, "Parts")."""
+"""The controller and the aggregator import from the agent only its public contract (DESIGN.md,
+"Parts")."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # The wire code, the hook language (with the error it raises), value objects, the event form and
@@ -16,6 +19,7 @@ CONTRACT = {
     "agent.model",
     "agent.events",
     "agent.batch",
+    "agent.publish.topics",  # the topic scheme
 }
 
 
@@ -30,11 +34,20 @@ def agent_imports(path: Path) -> set[str]:
     return found
 
 
-def test_controller_uses_only_the_agent_contract() -> None:
+@pytest.mark.parametrize("package", ["controller", "aggregator"])
+def test_consumers_use_only_the_agent_contract(package: str) -> None:
     crossing = {
         f"{p.relative_to(ROOT)}: {mod}"
-        for p in (ROOT / "controller").rglob("*.py")
+        for p in (ROOT / package).rglob("*.py")
         for mod in agent_imports(p)
         if not any(mod == c or mod.startswith(c + ".") for c in CONTRACT - {"agent.hooks"})
     }
     assert not crossing
+
+
+def test_the_aggregator_and_the_controller_do_not_import_each_other() -> None:
+    for package, other in (("aggregator", "controller"), ("controller", "aggregator")):
+        for p in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(p.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    assert not node.module.startswith(other), f"{p}: {node.module}"

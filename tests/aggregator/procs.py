@@ -45,8 +45,18 @@ class AggProc:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "aggregator", *self.args], stdout=log, stderr=log
             )
-        wait_port(self.port, timeout=30, proc=self.proc)
-        wait_for(lambda: self.metrics().get("ioinagg_broker_connected") == 1.0)  # subscribed
+        try:
+            wait_port(self.port, timeout=30, proc=self.proc)
+            wait_for(self._subscribed)
+        except BaseException:
+            self.stop(signal.SIGKILL)
+            raise
+
+    def _subscribed(self) -> bool:
+        try:
+            return self.metrics().get("ioinagg_broker_connected") == 1.0
+        except OSError:  # the metrics endpoint starts just after gRPC
+            return False
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None and self.proc.poll() is None:
