@@ -16,9 +16,10 @@ Example (deploy/ioinagg.toml)::
     ca = "/etc/ioinagg/ca.pem"
 
     [retention]                  # seconds each rollup level keeps its buckets
-    s = 3600
-    m = 604800
-    h = 31536000
+    s = 3600                     # 1 s
+    m = 604800                   # 1 min
+    t = 2592000                  # 10 min
+    h = 31536000                 # 1 h
 
     [ingest]
     commit_ms = 50               # longest a message waits for its group commit
@@ -69,7 +70,7 @@ class Config:
     password: str = ""
     session_expiry: int = 3600  # s the broker keeps our session (and queues) while we are away
     retention: dict[str, int] = field(
-        default_factory=lambda: {"s": 3600, "m": 7 * 86400, "h": 365 * 86400}
+        default_factory=lambda: {"s": 3600, "m": 7 * 86400, "t": 30 * 86400, "h": 365 * 86400}
     )
     ingest: Ingest = field(default_factory=Ingest)
 
@@ -130,7 +131,7 @@ def _retention(path: Path, table: Any) -> dict[str, int]:
         raise ConfigError(f"{path}: retention", "must be a table")
     for lvl, secs in table.items():
         if lvl not in out:
-            raise ConfigError(f"{path}: retention.{lvl}", "unknown level (s, m, h)")
+            raise ConfigError(f"{path}: retention.{lvl}", "unknown level (s, m, t, h)")
         out[lvl] = _typed(path, f"retention.{lvl}", secs, int)
     return out
 

@@ -40,19 +40,25 @@ class Prepared:
 
 def prepare(cols: Columns) -> Prepared:
     """Cut the batch's distinct sequence numbers into runs of consecutive numbers."""
-    uniq, first, inverse = np.unique(cols.seq, return_index=True, return_inverse=True)
-    starts = np.flatnonzero(np.concatenate(([True], np.diff(uniq) != 1)))
-    ends = np.append(starts[1:], uniq.size) - 1
-    run_of_uniq = np.cumsum(np.isin(np.arange(uniq.size), starts)) - 1
-    run_of = run_of_uniq[inverse]
-    repeated = np.ones(len(cols), np.bool_)
-    repeated[first] = False
-    run_of[repeated] = -1
-    runs = [
-        (cols.host, cols.epoch, lo, hi)
-        for lo, hi in zip(uniq[starts].tolist(), uniq[ends].tolist(), strict=True)
-    ]
-    return Prepared(cols, runs, run_of)
+    seq = cols.seq
+    step = np.diff(seq.astype(np.int64))
+    if step.size == 0 or bool((step > 0).all()):  # ascending, no repeats: the agents' case
+        starts = np.flatnonzero(np.concatenate(([True], step != 1)))
+        run_of = np.cumsum(np.concatenate(([True], step != 1))) - 1
+        ends = np.append(starts[1:], seq.size) - 1
+        los, his = seq[starts].tolist(), seq[ends].tolist()
+    else:
+        uniq, first, inverse = np.unique(seq, return_index=True, return_inverse=True)
+        ustarts = np.concatenate(([True], np.diff(uniq) != 1))
+        run_of = (np.cumsum(ustarts) - 1)[inverse]
+        repeated = np.ones(len(cols), np.bool_)
+        repeated[first] = False
+        run_of[repeated] = -1
+        starts = np.flatnonzero(ustarts)
+        ends = np.append(starts[1:], uniq.size) - 1
+        los, his = uniq[starts].tolist(), uniq[ends].tolist()
+    runs = [(cols.host, cols.epoch, lo, hi) for lo, hi in zip(los, his, strict=True)]
+    return Prepared(cols, runs, run_of.astype(np.intp))
 
 
 @dataclass(slots=True)

@@ -19,7 +19,7 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from aggregator.errors import StoreError
-from aggregator.rollup import TOP_VALUES, Rollup
+from aggregator.rollup import TOP_VALUES, Rollup, merge
 from aggregator.store.schema import KEY, LEVELS, Dialect, ddl, upsert_rows, upsert_values
 
 __all__ = ["Run", "Store"]
@@ -90,24 +90,23 @@ class Store:
             also()
             claimed = self._claim(runs)
             rollups = build(claimed)
-            added = 0
-            for r in rollups:
-                added += self._upsert(r)
-            return added
+            return self._upsert(rollups)
 
     def _claim(self, runs: list[Run]) -> set[Run]:
         raise NotImplementedError
 
-    def _upsert(self, r: Rollup) -> int:
+    def _upsert(self, rollups: list[Rollup]) -> int:
+        """Every level's rows, merged over the group commit first (each written once)."""
+        if not rollups:
+            return 0
         cur = self._con.cursor()
         for lvl, width in LEVELS.items():
-            rows, values = r.rows, r.values
-            if width > 1:
-                rows = [(*x[:6], x[6] - x[6] % width, *x[7:]) for x in r.rows]
-                values = [(*x[:6], x[6] - x[6] % width, *x[7:]) for x in r.values]
+            rows, values = merge(rollups, width)
             cur.executemany(self._rows[lvl], rows)
-            cur.executemany(self._values[lvl], values)
-        return sum(x[7] for x in r.rows)
+            if lvl != "s":  # the most frequent values per minute and coarser
+                cur.executemany(self._values[lvl], values)
+            rollups = [Rollup(rows, values)]  # the next level folds these (fewer) rows
+        return sum(x[7] for x in rollups[0].rows)
 
     # -- maintenance -------------------------------------------------------------------------
 

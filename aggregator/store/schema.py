@@ -3,10 +3,11 @@
 Statements use ``?`` placeholders and ``{least}`` / ``{greatest}``; a :class:`Dialect` renders
 them (PostgreSQL: ``%s``, ``LEAST`` / ``GREATEST``). Tables:
 
-- ``r_s``, ``r_m``, ``r_h``: rollups per (host, vm, vcpu, dir, port, hook) and bucket of 1 s,
-  1 min, 1 h (``bucket``: its first second since the Unix epoch). A batch updates all three in
-  its transaction, so every level is exact on its own; retention deletes old buckets per level.
-- ``v_s``, ``v_m``, ``v_h``: the most frequent values per rollup row (bounded, see rollup.py).
+- ``r_s``, ``r_m``, ``r_t``, ``r_h``: rollups per (host, vm, vcpu, dir, port, hook) and bucket
+  of 1 s, 1 min, 10 min, 1 h (``bucket``: its first second since the Unix epoch). A group commit
+  updates every level in its transaction (1 s folded into the coarser buckets as it is written),
+  so each level is exact on its own; retention deletes old buckets per level.
+- ``v_*``: the most frequent values per rollup row and bucket (bounded, see rollup.py).
 - ``seen``: the (host, epoch) sequence ranges counted, disjoint; compacted by merging neighbours.
 - ``hosts``: liveness from births and wills, announced drops, sequence numbers given up on.
 """
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 __all__ = ["KEY", "LEVELS", "Dialect", "ddl"]
 
 # level name -> bucket width in seconds
-LEVELS = {"s": 1, "m": 60, "h": 3600}
+LEVELS = {"s": 1, "m": 60, "t": 600, "h": 3600}
 KEY = "host, vm, vcpu, dir, port, hook"
 
 _TABLES = """

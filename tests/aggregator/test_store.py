@@ -4,6 +4,7 @@ every level, claims, bounded seen ranges, retention, grouped queries."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,17 @@ def test_where_refusals_name_the_token(where: str, token: str) -> None:
 
 def test_levels_by_window() -> None:
     assert [level_for(s) for s in (60, 600, 3600, 86400)] == ["s", "s", "m", "h"]
+
+
+@pytest.mark.parametrize("spread", [10, 1 << 28])  # dense counting, and the sorting path
+def test_top_values_are_the_most_frequent(spread: int) -> None:
+    n = 600
+    values = [(i % 7) * spread if i % 3 else 5 * spread for i in range(n)]
+    b = Block(
+        "in-3f8", [NOW] * n, [0x70] * n, values, [0] * n, ["v"] * n, [0] * n, [0] * n,
+        [1] * n, [2] * n, list(range(1, n + 1)),
+    )  # fmt: skip
+    r = roll_up(read_batch(pack_batch("h1", "e1", b).SerializeToString()))
+    want = Counter(values).most_common()
+    got = sorted(((v[7], v[8]) for v in r.values), key=lambda x: (-x[1], x[0]))
+    assert got == sorted(want, key=lambda x: (-x[1], x[0]))[:TOP_VALUES]
