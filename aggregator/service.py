@@ -20,6 +20,7 @@ from aggregator.alerts import Alert
 from aggregator.config import Config
 from aggregator.errors import QueryError, StoreError
 from aggregator.query import Reader, TopLine
+from aggregator.rollup import NS
 
 __all__ = ["AggregatorService", "create_server"]
 
@@ -53,10 +54,10 @@ class AggregatorService(aggregator_pb2_grpc.AggregatorServicer):
     async def Query(self, request: pb.QueryRequest, context: Any) -> pb.QueryReply:
         since = request.since_s or 3600
         limit = request.limit or 1000
-        cols, rows = await self._run(
+        cols, rows, first, width = await self._run(
             self._reader.query, since, list(request.by), request.where, limit
         )
-        reply = pb.QueryReply(columns=[*cols, "events"])
+        reply = pb.QueryReply(columns=[*cols, "events"], start_ts=first * NS, bucket_s=width)
         for row in rows:
             keys = [_key(c, v) for c, v in zip(cols, row, strict=False)]
             ev, first, last = row[len(cols) :]

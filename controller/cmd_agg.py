@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -87,7 +88,9 @@ def query(
     elif output is QueryOutput.CSV:
         print(query_csv(reply), end="", flush=True)
     else:
-        console().print(query_table(reply, f"events in the last {since} by {','.join(keys)}"))
+        start = datetime.fromtimestamp(reply.start_ts / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        title = f"events since {start} UTC ({reply.bucket_s} s buckets) by {','.join(keys)}"
+        console().print(query_table(reply, title))
     return 0
 
 

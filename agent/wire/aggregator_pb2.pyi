@@ -287,6 +287,12 @@ class QueryReply(_message.Message):
 
     COLUMNS_FIELD_NUMBER: _builtins.int
     ROWS_FIELD_NUMBER: _builtins.int
+    START_TS_FIELD_NUMBER: _builtins.int
+    BUCKET_S_FIELD_NUMBER: _builtins.int
+    start_ts: _builtins.int
+    """ns: where the window begins (its first bucket's start)"""
+    bucket_s: _builtins.int
+    """the rollup level read: 1, 60, 600 or 3600 s buckets"""
     @_builtins.property
     def columns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -296,10 +302,12 @@ class QueryReply(_message.Message):
         *,
         columns: _abc.Iterable[_builtins.str] | None = ...,
         rows: _abc.Iterable[Global___QueryRow] | None = ...,
+        start_ts: _builtins.int = ...,
+        bucket_s: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "rows", b"rows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket_s", b"bucket_s", "columns", b"columns", "rows", b"rows", "start_ts", b"start_ts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

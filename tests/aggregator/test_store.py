@@ -89,7 +89,9 @@ def test_query_groups_and_filters(tmp_path: Path) -> None:
     Ingestor(store).commit(
         [("h1", payload(1, 10, 0x3F8), ""), ("h2", payload(1, 4, 0x3F2, host="h2"), "")]
     )
-    cols, rows = Reader(store).query(3600, ["host", "port"], "port=0x3f0-0x3f7", 10)
+    cols, rows, first, width = Reader(store).query(3600, ["host", "port"], "port=0x3f0-0x3f7", 10)
+    assert width == 600
+    assert first % 600 == 0
     assert cols == ["host", "port"]
     assert [(r[0], r[1], r[2]) for r in rows] == [("h2", 0x3F2, 4)]
 
@@ -105,7 +107,7 @@ def test_where_refusals_name_the_token(where: str, token: str) -> None:
 
 
 def test_levels_by_window() -> None:
-    assert [level_for(s) for s in (60, 600, 3600, 86400)] == ["s", "s", "m", "h"]
+    assert [level_for(s) for s in (1, 60, 600, 3600, 86400)] == ["s", "s", "m", "t", "h"]
 
 
 @pytest.mark.parametrize("spread", [10, 1 << 28])  # dense counting, and the sorting path
