@@ -25,6 +25,7 @@ from aggregator.store.schema import KEY, LEVELS, Dialect, ddl, upsert_rows, upse
 __all__ = ["Run", "Store"]
 
 Run = tuple[str, str, int, int]  # host, epoch, first seq, last seq
+VALUE_LEVELS = ("m", "h")  # the most frequent values are kept per minute and per hour
 COMPACT_AGE_S = 60  # ranges are merged only when older: no transaction in flight can hold them
 
 
@@ -96,14 +97,19 @@ class Store:
         raise NotImplementedError
 
     def _upsert(self, rollups: list[Rollup]) -> int:
-        """Every level's rows, merged over the group commit first (each written once)."""
+        """Every level's rows. The 1 s rows go as they are (a key repeated across batches is
+        added up by the upsert); coarser levels are merged over the group commit first, each
+        from the one below, so each of their rows is written once."""
         if not rollups:
             return 0
         cur = self._con.cursor()
+        cur.executemany(self._rows["s"], [x for r in rollups for x in r.rows])
         for lvl, width in LEVELS.items():
+            if width == 1:
+                continue
             rows, values = merge(rollups, width)
             cur.executemany(self._rows[lvl], rows)
-            if lvl != "s":  # the most frequent values per minute and coarser
+            if lvl in VALUE_LEVELS:
                 cur.executemany(self._values[lvl], values)
             rollups = [Rollup(rows, values)]  # the next level folds these (fewer) rows
         return sum(x[7] for x in rollups[0].rows)
@@ -115,8 +121,9 @@ class Store:
         with self._guard("maintain"), self.transaction():
             for lvl, keep in retention.items():
                 self._x(f"DELETE FROM r_{lvl} WHERE bucket < ?", (now_s - keep,))
-                self._x(f"DELETE FROM v_{lvl} WHERE bucket < ?", (now_s - keep,))
-                self._prune_values(lvl, now_s - 2 * LEVELS[lvl] - 120)
+                if lvl in VALUE_LEVELS:
+                    self._x(f"DELETE FROM v_{lvl} WHERE bucket < ?", (now_s - keep,))
+                    self._prune_values(lvl, now_s - 2 * LEVELS[lvl] - 120)
             self._compact(now_s, max_ranges)
 
     def _prune_values(self, lvl: str, since: int) -> None:

@@ -7,7 +7,9 @@ them (PostgreSQL: ``%s``, ``LEAST`` / ``GREATEST``). Tables:
   of 1 s, 1 min, 10 min, 1 h (``bucket``: its first second since the Unix epoch). A group commit
   updates every level in its transaction (1 s folded into the coarser buckets as it is written),
   so each level is exact on its own; retention deletes old buckets per level.
-- ``v_*``: the most frequent values per rollup row and bucket (bounded, see rollup.py).
+  The key leads with the bucket: SQLite keeps these tables clustered by it, so a time window
+  is one range scan and new rows land at the end of the B-tree.
+- ``v_m``, ``v_h``: the most frequent values per rollup row and bucket (bounded, rollup.py).
 - ``seen``: the (host, epoch) sequence ranges counted, disjoint; compacted by merging neighbours.
 - ``hosts``: liveness from births and wills, announced drops, sequence numbers given up on.
 """
@@ -27,14 +29,12 @@ CREATE TABLE IF NOT EXISTS r_{lvl} (
   host TEXT NOT NULL, vm BIGINT NOT NULL, vcpu BIGINT NOT NULL, dir SMALLINT NOT NULL,
   port INTEGER NOT NULL, hook TEXT NOT NULL, bucket BIGINT NOT NULL,
   events BIGINT NOT NULL, first_ts BIGINT NOT NULL, last_ts BIGINT NOT NULL, vm_name TEXT NOT NULL,
-  PRIMARY KEY (host, vm, vcpu, dir, port, hook, bucket)){without_rowid};
-CREATE INDEX IF NOT EXISTS r_{lvl}_bucket ON r_{lvl} (bucket);
+  PRIMARY KEY (bucket, host, vm, vcpu, dir, port, hook)){without_rowid};
 CREATE TABLE IF NOT EXISTS v_{lvl} (
   host TEXT NOT NULL, vm BIGINT NOT NULL, vcpu BIGINT NOT NULL, dir SMALLINT NOT NULL,
   port INTEGER NOT NULL, hook TEXT NOT NULL, bucket BIGINT NOT NULL,
   value BIGINT NOT NULL, n BIGINT NOT NULL,
-  PRIMARY KEY (host, vm, vcpu, dir, port, hook, bucket, value)){without_rowid};
-CREATE INDEX IF NOT EXISTS v_{lvl}_bucket ON v_{lvl} (bucket);
+  PRIMARY KEY (bucket, host, vm, vcpu, dir, port, hook, value)){without_rowid};
 """
 _COMMON = """
 CREATE TABLE IF NOT EXISTS seen (
@@ -78,7 +78,7 @@ def upsert_rows(lvl: str) -> str:
     return (
         f"INSERT INTO r_{lvl} ({KEY}, bucket, events, first_ts, last_ts, vm_name) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (host, vm, vcpu, dir, port, hook, bucket) DO UPDATE SET "
+        "ON CONFLICT (bucket, host, vm, vcpu, dir, port, hook) DO UPDATE SET "
         f"events = r_{lvl}.events + excluded.events, "
         f"first_ts = {{least}}(r_{lvl}.first_ts, excluded.first_ts), "
         f"last_ts = {{greatest}}(r_{lvl}.last_ts, excluded.last_ts), vm_name = excluded.vm_name"
@@ -88,6 +88,6 @@ def upsert_rows(lvl: str) -> str:
 def upsert_values(lvl: str) -> str:
     return (
         f"INSERT INTO v_{lvl} ({KEY}, bucket, value, n) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (host, vm, vcpu, dir, port, hook, bucket, value) DO UPDATE SET "
+        "ON CONFLICT (bucket, host, vm, vcpu, dir, port, hook, value) DO UPDATE SET "
         f"n = v_{lvl}.n + excluded.n"
     )

@@ -26,6 +26,7 @@ class SqliteStore(Store):
         con = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=NORMAL")
+        con.execute("PRAGMA cache_size=-65536")  # KiB: 64 MiB of pages for the upserts
         super().__init__(_Con(con), SQLITE, (sqlite3.Error,))
         self.path = path
 
