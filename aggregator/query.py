@@ -130,11 +130,12 @@ class Reader:
     def top(
         self, window_s: int, hosts: set[str] | None, ports: set[int], hooks: set[str]
     ) -> list[TopLine]:
-        """Per (host, vm, port): events per second over the last ``window_s`` seconds."""
+        """Per (host, vm, port): events per second over the last ``window_s`` whole seconds
+        (the current second, still filling, is left out)."""
         now = int(time.time())
-        start = now - window_s + 1
-        cond = ["bucket >= ?"]
-        params: list[Any] = [start]
+        start = now - window_s
+        cond = ["bucket >= ?", "bucket < ?"]
+        params: list[Any] = [start, now]
         for name, values in (("host", hosts), ("port", ports), ("hook", hooks)):
             if values:
                 cond.append(f"{name} IN ({', '.join('?' * len(values))})")

@@ -89,8 +89,9 @@ def query(
         print(query_csv(reply), end="", flush=True)
     else:
         start = datetime.fromtimestamp(reply.start_ts / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        title = f"events since {start} UTC ({reply.bucket_s} s buckets) by {','.join(keys)}"
-        console().print(query_table(reply, title))
+        con = console()
+        con.print(f"events since {start} UTC ({reply.bucket_s} s buckets), by {','.join(keys)}")
+        con.print(query_table(reply, ""))
     return 0
 
 

@@ -87,7 +87,7 @@ def _rows(reply: pb.QueryReply) -> list[list[Any]]:
 
 
 def query_table(reply: pb.QueryReply, title: str) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title or None, title_justify="left")
     for col in reply.columns:
         table.add_column(col.upper(), justify="right" if col == "events" else "left")
     for row in _rows(reply):
