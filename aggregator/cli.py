@@ -44,12 +44,15 @@ def run(
     metrics: Annotated[str | None, Opt(help="Prometheus HOST:PORT.")] = None,
     alerts: Annotated[str | None, Opt(help="Alert rules file (reloaded on change).")] = None,
     insecure: Annotated[bool | None, Opt("--insecure", help="Plain gRPC (no TLS).")] = None,
+    cert: Annotated[str | None, Opt(help="Server certificate (PEM), mutual TLS.")] = None,
+    key: Annotated[str | None, Opt(help="Its private key.")] = None,
+    ca: Annotated[str | None, Opt(help="CA that signs the clients' certificates.")] = None,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
     cfg = load(config).with_flags(
         broker=broker, group=group, id=id, listen=listen, store=store, state_dir=state_dir,
-        metrics=metrics, alerts=alerts, insecure=insecure,
+        metrics=metrics, alerts=alerts, insecure=insecure, cert=cert, key=key, ca=ca,
     )  # fmt: skip
     _logging()
     asyncio.run(_serve(cfg))

@@ -68,11 +68,11 @@ class Store:
         self._begin()
         try:
             yield
+            self._con.commit()  # may fail too (a full disk): then roll back like any error
         except BaseException:
             with suppress(*self._errors):  # a lost connection cannot roll back: it is gone
                 self._con.rollback()
             raise
-        self._con.commit()
 
     def _begin(self) -> None:
         """Start a write transaction (dialects override)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,7 +22,12 @@ def aggregator_factory(
     """Start ``ioinagg`` processes: ``aggregator_factory(id="agg-1", store=..., broker=...)``."""
     started: list[AggProc] = []
 
+    # A group of this test's own: a stopped instance's persistent session keeps receiving its
+    # share of the group's messages until it expires (see the README), so tests must not share.
+    group = f"t{uuid.uuid4().hex[:8]}"
+
     def factory(*, broker: Broker | None = None, id: str = "agg-1", **kw: object) -> AggProc:
+        kw.setdefault("group", group)
         agg = start_aggregator(broker or mosquitto, tmp_path / id, id=id, **kw)  # type: ignore[arg-type]
         started.append(agg)
         return agg

@@ -89,12 +89,19 @@ def start_aggregator(
     group: str = "ioinagg",
     id: str = "agg-1",
     extra: list[str] = (),  # type: ignore[assignment]
+    tls: tuple[Path, Path, Path] | None = None,
 ) -> AggProc:
+    """Start ``ioinagg``; ``tls`` = (cert, key, ca) serves mutual TLS, else plain gRPC."""
     port, mport = free_port(), free_port()
+    security = (
+        ["--cert", str(tls[0]), "--key", str(tls[1]), "--ca", str(tls[2])]
+        if tls
+        else ["--insecure"]
+    )
     args = [
         "--broker", broker.address, "--group", group, "--id", id,
         "--listen", f"127.0.0.1:{port}", "--state-dir", str(workdir / "state"),
-        "--metrics", f"127.0.0.1:{mport}", "--insecure", *(["--store", store] if store else []),
+        "--metrics", f"127.0.0.1:{mport}", *security, *(["--store", store] if store else []),
         *extra,
     ]  # fmt: skip
     agg = AggProc(workdir, args, port, mport)

@@ -30,8 +30,8 @@ async def test_two_instances_share_the_work_and_survive_a_sigkill(
     postgres: Postgres,
 ) -> None:
     url = fresh_db(postgres)
-    one = aggregator_factory(id="agg-1", store=url, group="scale")
-    two = aggregator_factory(id="agg-2", store=url, group="scale")
+    one = aggregator_factory(id="agg-1", store=url)
+    two = aggregator_factory(id="agg-2", store=url)
     agents = [agent_factory(f"sc-{i}", sim_rate=3000.0) for i in range(3)]
     ids = [await set_hook(a, "!ioin") for a in agents]
     await asyncio.sleep(2.0)
@@ -54,7 +54,7 @@ async def test_store_outage_is_counted_retried_and_loses_nothing(
     postgres: Postgres,
 ) -> None:
     url = fresh_db(postgres)
-    agg = aggregator_factory(id="agg-pg", store=url, group="pgdown")
+    agg = aggregator_factory(id="agg-pg", store=url)
     agent = agent_factory("pgdown-a", sim_rate=2000.0)
     hook_id = await set_hook(agent, "!ioin")
     await asyncio.sleep(1.0)
