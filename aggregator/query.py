@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aggregator.errors import QueryError
+from aggregator.rollup import TOP_VALUES
 from aggregator.store import Store
 from aggregator.store.schema import LEVELS
 
@@ -108,7 +109,8 @@ class Reader:
     def query(
         self, since_s: int, by: list[str], where: str, limit: int
     ) -> tuple[list[str], list[tuple[Any, ...]], int, int]:
-        """(columns, rows, first second counted, bucket width) of a grouped count."""
+        """(columns, rows, first second counted, bucket width) of a grouped count; each row is
+        (keys..., events, first_ts, last_ts, [(value, n), ...] the most frequent values)."""
         by = by or ["host"]
         for key in by:
             if key not in GROUP_KEYS:
@@ -125,7 +127,25 @@ class Reader:
         )
         first = start - start % width
         rows = self.store.fetch(sql, [first, *params, limit])
-        return by, rows, first, width
+        top = self._values(by, "h" if lvl == "h" else "m", first, cond, params)
+        out = [(*r, top.get(tuple(r[: len(by)]), [])) for r in rows]
+        return by, out, first, width
+
+    def _values(
+        self, by: list[str], lvl: str, first: int, cond: str, params: list[Any]
+    ) -> dict[tuple[Any, ...], list[tuple[int, int]]]:
+        """The ``TOP_VALUES`` most frequent values per group, from the minute or hour level."""
+        cols = ", ".join(by)
+        width = LEVELS[lvl]
+        rows = self.store.fetch(
+            f"SELECT {cols}, value, SUM(n) AS k FROM v_{lvl} WHERE bucket >= ?"
+            f"{' AND ' + cond if cond else ''} GROUP BY {cols}, value",
+            [first - first % width, *params],
+        )
+        groups: dict[tuple[Any, ...], list[tuple[int, int]]] = defaultdict(list)
+        for r in rows:
+            groups[tuple(r[: len(by)])].append((int(r[-2]), int(r[-1])))
+        return {k: sorted(v, key=lambda x: (-x[1], x[0]))[:TOP_VALUES] for k, v in groups.items()}
 
     def top(
         self, window_s: int, hosts: set[str] | None, ports: set[int], hooks: set[str]

@@ -60,8 +60,10 @@ class AggregatorService(aggregator_pb2_grpc.AggregatorServicer):
         reply = pb.QueryReply(columns=[*cols, "events"], start_ts=first * NS, bucket_s=width)
         for row in rows:
             keys = [_key(c, v) for c, v in zip(cols, row, strict=False)]
-            ev, first, last = row[len(cols) :]
-            reply.rows.add(keys=keys, events=int(ev), first_ts=int(first), last_ts=int(last))
+            ev, first, last, top = row[len(cols) :]
+            out = reply.rows.add(keys=keys, events=int(ev), first_ts=int(first), last_ts=int(last))
+            for value, n in top:
+                out.values.add(value=value, events=n)
         return reply
 
     async def Top(self, request: pb.TopRequest, context: Any) -> AsyncIterator[pb.TopSnapshot]:

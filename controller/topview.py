@@ -86,12 +86,18 @@ def _rows(reply: pb.QueryReply) -> list[list[Any]]:
     return [[*r.keys, r.events] for r in reply.rows]
 
 
+def _values(row: pb.QueryRow) -> str:
+    return " ".join(f"{v.value:#x}:{v.events:,}" for v in row.values)  # value:events
+
+
 def query_table(reply: pb.QueryReply, title: str) -> Table:
     table = Table(title=title or None, title_justify="left")
     for col in reply.columns:
         table.add_column(col.upper(), justify="right" if col == "events" else "left")
-    for row in _rows(reply):
-        table.add_row(*[f"{v:,}" if isinstance(v, int) else str(v) for v in row])
+    table.add_column("TOP VALUES")
+    for row, r in zip(_rows(reply), reply.rows, strict=True):
+        cells = [f"{v:,}" if isinstance(v, int) else str(v) for v in row]
+        table.add_row(*cells, _values(r))
     return table
 
 
@@ -101,6 +107,7 @@ def query_json(reply: pb.QueryReply) -> str:
         | {
             "first": datetime.fromtimestamp(r.first_ts / 1e9, UTC).isoformat(),
             "last": datetime.fromtimestamp(r.last_ts / 1e9, UTC).isoformat(),
+            "values": [{"value": v.value, "events": v.events} for v in r.values],
         }
         for row, r in zip(_rows(reply), reply.rows, strict=True)
     ]

@@ -258,12 +258,17 @@ class QueryRow(_message.Message):
     EVENTS_FIELD_NUMBER: _builtins.int
     FIRST_TS_FIELD_NUMBER: _builtins.int
     LAST_TS_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
     events: _builtins.int
     first_ts: _builtins.int
     last_ts: _builtins.int
     @_builtins.property
     def keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """in the order of QueryReply.columns"""
+
+    @_builtins.property
+    def values(self) -> _containers.RepeatedCompositeFieldContainer[Global___ValueCount]:
+        """the most frequent values (IN read / OUT written), at most 4"""
 
     def __init__(
         self,
@@ -272,14 +277,38 @@ class QueryRow(_message.Message):
         events: _builtins.int = ...,
         first_ts: _builtins.int = ...,
         last_ts: _builtins.int = ...,
+        values: _abc.Iterable[Global___ValueCount] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "first_ts", b"first_ts", "keys", b"keys", "last_ts", b"last_ts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "first_ts", b"first_ts", "keys", b"keys", "last_ts", b"last_ts", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___QueryRow: _TypeAlias = QueryRow  # noqa: Y015
+
+@_typing.final
+class ValueCount(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALUE_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
+    value: _builtins.int
+    events: _builtins.int
+    """among the values kept per minute (or hour): a lower bound"""
+    def __init__(
+        self,
+        *,
+        value: _builtins.int = ...,
+        events: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ValueCount: _TypeAlias = ValueCount  # noqa: Y015
 
 @_typing.final
 class QueryReply(_message.Message):

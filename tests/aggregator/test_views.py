@@ -64,7 +64,9 @@ async def test_query_groups_filters_and_formats(
         run, ["query", "--since", "1h", "--by", "port,host", "-o", "json", *base], capsys
     )
     assert code == 0
-    rows = [{k: r[k] for k in ("port", "host", "events")} for r in json.loads(out)]
+    doc = json.loads(out)
+    assert doc[0]["values"] == [{"value": 0x41, "events": 30}]  # the most frequent values
+    rows = [{k: r[k] for k in ("port", "host", "events")} for r in doc]
     assert rows == [
         {"port": "0x03f8", "host": "qv-a", "events": 30},
         {"port": "0x03f8", "host": "qv-b", "events": 7},
