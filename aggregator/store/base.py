@@ -102,17 +102,23 @@ class Store:
         from the one below, so each of their rows is written once."""
         if not rollups:
             return 0
-        cur = self._con.cursor()
-        cur.executemany(self._rows["s"], [x for r in rollups for x in r.rows])
+        self._write_rows("s", [x for r in rollups for x in r.rows])
         for lvl, width in LEVELS.items():
             if width == 1:
                 continue
             rows, values = merge(rollups, width)
-            cur.executemany(self._rows[lvl], rows)
+            self._write_rows(lvl, rows)
             if lvl in VALUE_LEVELS:
-                cur.executemany(self._values[lvl], values)
+                self._write_values(lvl, values)
             rollups = [Rollup(rows, values)]  # the next level folds these (fewer) rows
         return sum(x[7] for x in rollups[0].rows)
+
+    def _write_rows(self, lvl: str, rows: list[tuple[Any, ...]]) -> None:
+        """Upsert rollup rows (a key may repeat: each repeat adds up)."""
+        self._con.cursor().executemany(self._rows[lvl], rows)
+
+    def _write_values(self, lvl: str, values: list[tuple[Any, ...]]) -> None:
+        self._con.cursor().executemany(self._values[lvl], values)
 
     # -- maintenance -------------------------------------------------------------------------
 

@@ -9,9 +9,11 @@ conflicts. Rollup upserts touch only their own rows, so instances do not seriali
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import psycopg
 
+from aggregator.rollup import Rollup, merge
 from aggregator.store.base import Run, Store
 from aggregator.store.schema import Dialect
 
@@ -28,6 +30,19 @@ POSTGRES = Dialect(
 )
 
 
+_KEY_TYPES = ["text", "bigint", "bigint", "smallint", "integer", "text", "bigint"]
+_ROW_TYPES = [*_KEY_TYPES, "bigint", "bigint", "bigint", "text"]  # events, first, last, vm_name
+_VALUE_TYPES = [*_KEY_TYPES, "bigint", "bigint"]  # value, n
+
+
+def _bulk(statement: str, types: list[str]) -> str:
+    """An upsert statement (schema.py's) fed from one array per column (``unnest``): one
+    statement per level and commit instead of one per row."""
+    head, _, tail = statement.partition(" VALUES ")
+    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    return f"{head} SELECT * FROM unnest({arrays}) {tail[tail.index('ON CONFLICT') :]}"
+
+
 class PostgresStore(Store):
     def __init__(self, url: str, *, connect_timeout: int = 5) -> None:
         self._url = url
@@ -36,6 +51,17 @@ class PostgresStore(Store):
 
     def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(self._url, autocommit=False, connect_timeout=self._timeout)
+
+    def _write_rows(self, lvl: str, rows: list[tuple[Any, ...]]) -> None:
+        if lvl == "s":  # one statement may not update a row twice: merge repeated keys first
+            rows = merge([Rollup(rows, [])], 1)[0]
+        if rows:
+            self._con.execute(_bulk(self._rows[lvl], _ROW_TYPES), _columns(rows))
+
+    def _write_values(self, lvl: str, values: list[tuple[Any, ...]]) -> None:
+        if values:
+            stmt = _bulk(self._values[lvl], _VALUE_TYPES)
+            self._con.execute(stmt, _columns(values))
 
     def _lost(self) -> bool:
         return bool(self._con.closed or self._con.broken)
@@ -67,3 +93,7 @@ class PostgresStore(Store):
             ),
         )
         return {(h, e, int(lo), int(hi)) for h, e, lo, hi in cur.fetchall()}
+
+
+def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    return [list(c) for c in zip(*rows, strict=True)]
