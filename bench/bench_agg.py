@@ -158,9 +158,7 @@ def bench_query() -> list[Row]:
             for h in range(1000)
             for p in range(10)
         ]
-        store._x("BEGIN")
-        store._con.cursor().executemany(store._rows[lvl], rows)
-        store._con.commit()
+        store.import_rows(lvl, rows)
     reader = Reader(store)
 
     def p99(fn: object) -> float:

@@ -113,6 +113,11 @@ class Store:
             rollups = [Rollup(rows, values)]  # the next level folds these (fewer) rows
         return sum(x[7] for x in rollups[0].rows)
 
+    def import_rows(self, lvl: str, rows: list[tuple[Any, ...]]) -> None:
+        """Add rollup rows to one level as they are (no claims): a backfill, the benchmark."""
+        with self._guard("import"), self.transaction():
+            self._write_rows(lvl, rows)
+
     def _write_rows(self, lvl: str, rows: list[tuple[Any, ...]]) -> None:
         """Upsert rollup rows (a key may repeat: each repeat adds up)."""
         self._con.cursor().executemany(self._rows[lvl], rows)
