@@ -146,6 +146,7 @@ class App:
                 lambda: {
                     "broker_connected": float(self.bus.connected),
                     "alerts_dropped_total": float(self.bus.alerts_dropped),
+                    "inbound_dropped_total": float(self.bus.inbound_dropped),
                     "ingest_rate": self.rate,
                 },
             )

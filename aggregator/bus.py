@@ -11,10 +11,12 @@ one place that does. The session is persistent (fixed client id, no clean start,
 messages taken but not acknowledged when this process dies are delivered again, to this instance
 when it returns or to another of the group.
 
-Memory: the MQTT 5 Receive Maximum bounds the messages in flight to ``receive_max``; the broker
-queues the rest in the session (its ``max_queued_messages`` policy applies beyond that). The local
-queue is therefore never fuller than ``receive_max``. Alerts wait in a bounded deque while the
-broker is away (oldest dropped first, counted in ``alerts_dropped``).
+Memory: the MQTT 5 Receive Maximum bounds the QoS 1 messages in flight to ``receive_max``; the
+broker queues the rest in the session (its ``max_queued_messages`` policy applies beyond that).
+The local queue holds at most ``2 * receive_max`` messages: only QoS 0 publishes, which flow
+control does not cover, can find it full; they are dropped and counted (``inbound_dropped``).
+Alerts wait in a bounded deque while the broker is away (oldest dropped first, counted in
+``alerts_dropped``).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class Bus:
         self.connected = False
         self.alerts_dropped = 0
         self.alerts_published = 0
+        self.inbound_dropped = 0
 
     def publish_alert(self, topic: str, payload: bytes) -> None:
         if len(self._alerts) == ALERT_QUEUE:
@@ -120,7 +123,7 @@ class Bus:
             await client.subscribe(topic, qos=1)
         self.connected = True
         log.info("broker-connected", broker=self._cfg.broker, group=group)
-        queue: asyncio.Queue[Inbound] = asyncio.Queue()  # bounded by Receive Maximum
+        queue: asyncio.Queue[Inbound] = asyncio.Queue(2 * self._cfg.ingest.receive_max)
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._read(client, queue))
@@ -133,7 +136,10 @@ class Bus:
         async for m in client.messages:
             ctype = getattr(m.properties, "ContentType", "") if m.properties else ""
             payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
-            queue.put_nowait(Inbound(m.topic.value, payload, ctype or "", m.mid, m.qos))
+            try:
+                queue.put_nowait(Inbound(m.topic.value, payload, ctype or "", m.mid, m.qos))
+            except asyncio.QueueFull:  # QoS 1 is unacknowledged, so the broker sends it again
+                self.inbound_dropped += 1
         raise aiomqtt.MqttError("message stream ended")
 
     async def _commit_loop(self, client: aiomqtt.Client, queue: asyncio.Queue[Inbound]) -> None:

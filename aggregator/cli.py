@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,9 +60,23 @@ def run(
 
 
 async def _serve(cfg: Config) -> None:
+    """Run until SIGTERM or SIGINT, then stop the app's task group (unacknowledged messages stay
+    with the broker for the next run); an error of the app itself propagates."""
     from aggregator.app import App
 
-    await App(cfg).run()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    app_task = asyncio.create_task(App(cfg).run(), name="ioinagg")
+    stop_task = asyncio.create_task(stop.wait(), name="signals")
+    await asyncio.wait({app_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+    stop_task.cancel()
+    if not app_task.done():
+        app_task.cancel()
+        await asyncio.gather(app_task, return_exceptions=True)
+        return
+    app_task.result()
 
 
 @app.command("check-config")

@@ -181,3 +181,30 @@ async def test_alert_rules_fire_publish_count_show_and_reload(
     await asyncio.sleep(3.0)  # polled every 2 s
     await publish(mosquitto.port, [(events_topic("al-d"), batch("al-d", 1, [0x70]), PB)])
     wait_for(lambda: agg.metrics().get('ioinagg_alerts_total{rule="rtc"}', 0) == 1)
+
+
+async def test_top_streams_snapshots_and_refuses_a_bad_sort_key(
+    aggregator_factory: Callable[..., AggProc], mosquitto: Broker
+) -> None:
+    import grpc
+
+    from agent.wire import aggregator_pb2, aggregator_pb2_grpc
+
+    agg = aggregator_factory()
+    await publish(mosquitto.port, [(events_topic("st-a"), batch("st-a", 1, [0x64] * 20), PB)])
+    await settle(agg, {"st-a": 20})
+    async with grpc.aio.insecure_channel(agg.address) as ch:
+        stub = aggregator_pb2_grpc.AggregatorStub(ch)
+        request = aggregator_pb2.TopRequest(interval_s=0.2, sort="events", hosts=["st-a"])
+        snaps = []
+        async for snap in stub.Top(request, timeout=10):
+            snaps.append(snap)
+            if len(snaps) == 3:
+                break
+        assert [s.ts for s in snaps] == sorted({s.ts for s in snaps})
+        assert all(s.rows[0].host == "st-a" for s in snaps)
+        with pytest.raises(grpc.aio.AioRpcError) as exc:
+            async for _ in stub.Top(aggregator_pb2.TopRequest(sort="colour"), timeout=10):
+                pass
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "'colour'" in (exc.value.details() or "")
