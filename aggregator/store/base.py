@@ -97,15 +97,11 @@ class Store:
         raise NotImplementedError
 
     def _upsert(self, rollups: list[Rollup]) -> int:
-        """Every level's rows. The 1 s rows go as they are (a key repeated across batches is
-        added up by the upsert); coarser levels are merged over the group commit first, each
-        from the one below, so each of their rows is written once."""
+        """Every level's rows, merged over the group commit first (each level from the one
+        below), so each row is written once per commit."""
         if not rollups:
             return 0
-        self._write_rows("s", [x for r in rollups for x in r.rows])
         for lvl, width in LEVELS.items():
-            if width == 1:
-                continue
             rows, values = merge(rollups, width)
             self._write_rows(lvl, rows)
             if lvl in VALUE_LEVELS:
@@ -114,7 +110,8 @@ class Store:
         return sum(x[7] for x in rollups[0].rows)
 
     def import_rows(self, lvl: str, rows: list[tuple[Any, ...]]) -> None:
-        """Add rollup rows to one level as they are (no claims): a backfill, the benchmark."""
+        """Add rollup rows with distinct keys to one level (no claims): a backfill, the
+        benchmark."""
         with self._guard("import"), self.transaction():
             self._write_rows(lvl, rows)
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import psycopg
 
-from aggregator.rollup import Rollup, merge
 from aggregator.store.base import Run, Store
 from aggregator.store.schema import Dialect
 
@@ -53,8 +52,7 @@ class PostgresStore(Store):
         return psycopg.connect(self._url, autocommit=False, connect_timeout=self._timeout)
 
     def _write_rows(self, lvl: str, rows: list[tuple[Any, ...]]) -> None:
-        if lvl == "s":  # one statement may not update a row twice: merge repeated keys first
-            rows = merge([Rollup(rows, [])], 1)[0]
+        # merged by the caller: one statement may not update a row twice, and it does not
         if rows:
             self._con.execute(_bulk(self._rows[lvl], _ROW_TYPES), _columns(rows))
 
