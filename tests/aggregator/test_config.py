@@ -96,3 +96,28 @@ def test_rate_and_first_seen_rules(tmp_path: Path) -> None:
     engine.feed([Rollup([row("h1", 1, 0x71, 101, 1)], [])])  # type: ignore[list-item]
     assert [a.rule for a in fired] == ["hot", "new"]
     assert fired[1].port == 0x71
+
+
+def test_rule_matches_on_labels_values_vms_and_direction(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.toml"
+    path.write_text(
+        '[[rule]]\nname = "m"\nports = [0x60]\ndir = "out"\nvms = [3]\nvalues = ["0xd0-0xdf"]\n'
+        'labels = { env = "prod" }\ncooldown_s = 0\n'
+    )
+    fired: list[Alert] = []
+    labels = {"h1": {"env": "prod"}, "h2": {"env": "dev"}}
+    engine = Engine(fired.append, lambda h: labels.get(h, {}))
+    engine.set_rules(load_rules(path))
+
+    def out_row(host: str, vm: int, value: int, out: int = 1) -> Rollup:
+        key = (host, vm, 0, out, 0x60, "in-all", 100)
+        return Rollup([(*key, 5, 0, 0, "vm")], [(*key, value, 5)])
+
+    engine.feed([out_row("h2", 3, 0xD1)])  # a dev host
+    engine.feed([out_row("h1", 4, 0xD1)])  # another VM
+    engine.feed([out_row("h1", 3, 0x10)])  # a value outside the range
+    engine.feed([out_row("h1", 3, 0xD1, out=0)])  # IN, not OUT
+    assert fired == []
+    engine.feed([out_row("h1", 3, 0xD1)])
+    assert [(a.rule, a.host, a.vm, a.dir) for a in fired] == [("m", "h1", 3, "out")]
+    assert b'"rule":"m"' in fired[0].payload()
