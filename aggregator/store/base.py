@@ -20,12 +20,19 @@ from typing import Any
 
 from aggregator.errors import StoreError
 from aggregator.rollup import TOP_VALUES, Rollup, merge
-from aggregator.store.schema import KEY, LEVELS, Dialect, ddl, upsert_rows, upsert_values
+from aggregator.store.schema import (
+    KEY,
+    LEVELS,
+    VALUE_LEVELS,
+    Dialect,
+    ddl,
+    upsert_rows,
+    upsert_values,
+)
 
 __all__ = ["Run", "Store"]
 
 Run = tuple[str, str, int, int]  # host, epoch, first seq, last seq
-VALUE_LEVELS = ("m", "h")  # the most frequent values are kept per minute and per hour
 COMPACT_AGE_S = 60  # ranges are merged only when older: no transaction in flight can hold them
 
 
@@ -37,7 +44,7 @@ class Store:
         self.dialect = dialect
         self._errors: tuple[type[BaseException], ...] = (*errors, OSError)
         self._rows = {lvl: dialect.sql(upsert_rows(lvl)) for lvl in LEVELS}
-        self._values = {lvl: dialect.sql(upsert_values(lvl)) for lvl in LEVELS}
+        self._values = {lvl: dialect.sql(upsert_values(lvl)) for lvl in VALUE_LEVELS}
 
     @contextmanager
     def _guard(self, op: str) -> Iterator[None]:

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["KEY", "LEVELS", "Dialect", "ddl"]
+__all__ = ["KEY", "LEVELS", "VALUE_LEVELS", "Dialect", "ddl"]
 
 # level name -> bucket width in seconds
 LEVELS = {"s": 1, "m": 60, "t": 600, "h": 3600}
+VALUE_LEVELS = ("m", "h")  # the most frequent values are kept per minute and per hour
 KEY = "host, vm, vcpu, dir, port, hook"
 
 _TABLES = """
@@ -30,6 +31,8 @@ CREATE TABLE IF NOT EXISTS r_{lvl} (
   port INTEGER NOT NULL, hook TEXT NOT NULL, bucket BIGINT NOT NULL,
   events BIGINT NOT NULL, first_ts BIGINT NOT NULL, last_ts BIGINT NOT NULL, vm_name TEXT NOT NULL,
   PRIMARY KEY (bucket, host, vm, vcpu, dir, port, hook)){without_rowid};
+"""
+_VALUES = """
 CREATE TABLE IF NOT EXISTS v_{lvl} (
   host TEXT NOT NULL, vm BIGINT NOT NULL, vcpu BIGINT NOT NULL, dir SMALLINT NOT NULL,
   port INTEGER NOT NULL, hook TEXT NOT NULL, bucket BIGINT NOT NULL,
@@ -70,6 +73,7 @@ def ddl(d: Dialect) -> list[str]:
     text = d.preamble + "".join(
         _TABLES.format(lvl=lvl, without_rowid=d.without_rowid) for lvl in LEVELS
     )
+    text += "".join(_VALUES.format(lvl=lvl, without_rowid=d.without_rowid) for lvl in VALUE_LEVELS)
     text += _COMMON.format(seen_extra=d.seen_extra)
     return [s.strip() for s in text.split(";") if s.strip()]
 
