@@ -27,7 +27,8 @@ async def test_counts_equal_the_agents_counters(
     agent_factory: Callable[..., AgentProc], aggregator_factory: Callable[..., AggProc]
 ) -> None:
     agg = aggregator_factory()
-    agents = [agent_factory(f"ex-{i}", sim_rate=3000.0) for i in range(2)]
+    agents = [agent_factory("ex-0", sim_rate=3000.0)]
+    agents.append(agent_factory("ex-json", sim_rate=1000.0, mqtt_extra='format = "json"\n'))
     await run_load(agents, 3.0)
     want = {a.host_id: await published(a) for a in agents}
     assert all(n > 1000 for n in want.values())
