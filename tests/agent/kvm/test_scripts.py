@@ -109,3 +109,37 @@ def test_guest_memory_through_the_page_tables(
     run_guest('!ioin e8 script { printf("%x", db(@rip)); }')
     (ev,) = collector.all_events()
     assert ev.output == "ec"
+
+
+# IN from 0xe8, then report the byte at `buf` (which a script may have written) on 0xea; halt.
+MEMORY_GUEST = """# mode: real
+        .code16
+        .globl _start, buf
+_start: mov     $0xe8, %dx
+        in      %dx, %al
+        xor     %ax, %ax
+        movb    buf, %al
+        mov     $0xea, %dx
+        out     %ax, %dx
+        cli
+        hlt
+buf:    .byte   0x11
+"""
+
+
+def test_a_script_writes_guest_memory_the_guest_then_reads(
+    make_vm: MakeVm, asm: Callable[[str, str], Guest], collector: Collector
+) -> None:
+    guest = asm(MEMORY_GUEST, "scripted_memory")
+    buf = guest.symbols["buf"]
+    table = HookTable()
+    command = f'!ioin e8 script {{ printf("%x", db({buf:#x})); eb({buf:#x}, 0x42); }}'
+    table.set(lang.parse(command, hook_id="m"))
+    vm = make_vm(guest, table=table, start=False)
+    dev = Device()
+    vm.bus.register(0xE8, 3, dev)
+    vm.start()
+    assert wait_state(vm, "halted")
+    assert dev.reports == [0x42]  # the guest read what the script wrote
+    (ev,) = collector.all_events()
+    assert ev.output == "11"  # what was there before
