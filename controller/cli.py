@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import typer
 
-from controller import cmd_apply, cmd_fleet, cmd_hooks, cmd_hosts, cmd_watch
+from controller import cmd_agg, cmd_apply, cmd_fleet, cmd_hooks, cmd_hosts, cmd_script, cmd_watch
 from controller.errors import ControllerError
 from controller.render import warn
 
@@ -28,6 +28,7 @@ app = typer.Typer(
 )
 app.command("push")(cmd_hooks.push)
 app.command("explain")(cmd_hooks.explain)
+app.command("eval")(cmd_script.eval_script)
 app.add_typer(cmd_hooks.hooks_app, name="hooks")
 app.command("apply")(cmd_apply.apply)
 app.command("diff")(cmd_apply.diff)
@@ -36,6 +37,8 @@ app.command("status")(cmd_fleet.status)
 app.command("resume")(cmd_fleet.resume)
 app.add_typer(cmd_fleet.vm_app, name="vm")
 app.command("watch")(cmd_watch.watch)
+app.command("top")(cmd_agg.top)
+app.command("query")(cmd_agg.query)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

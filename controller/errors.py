@@ -9,6 +9,7 @@ One root; every subclass carries fields, not only text, and an ``exit_code`` tha
     ├── SelectorError(selector, token, pos, ...) a label selector (-l) does not parse
     ├── PolicyError(path, policy, key, problem)  an `apply` / `diff` policy file is refused
     ├── InvalidHook(message, token, exit_code)   the hook language refused a command
+    ├── InvalidScript(message, token)            ``ioinctl eval``: refused or aborted script (2)
     ├── AgentUnreachable(host, address, reason, kind)  no answer (kind: refused, timeout, tls, ...)
     ├── RemoteError(host, code, details)         the agent answered with a gRPC error status
     ├── PlanConflict(hook, policy, problem)      `apply` cannot own a hook on an agent
@@ -26,6 +27,7 @@ __all__ = [
     "BrokerError",
     "ControllerError",
     "InvalidHook",
+    "InvalidScript",
     "InventoryError",
     "PlanConflict",
     "PolicyError",
@@ -64,6 +66,18 @@ class InvalidHook(ControllerError):
         self.token = token
         self.exit_code = exit_code
         super().__init__(f"invalid hook: {message}")
+
+
+class InvalidScript(ControllerError):
+    """``ioinctl eval`` refused the script (syntax, name, arity, capability) or its run
+    aborted; ``token`` names the offending token where there is one. Exit 2."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, token: str = "") -> None:
+        self.message = message
+        self.token = token
+        super().__init__(message)
 
 
 class SelectorError(ControllerError):
