@@ -14,9 +14,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from agent.decode_guard import printable
 from agent.model import check_id
 from controller.errors import UsageError
-from controller.gaps import GapChecker
+from controller.gaps import MAX_JUMP, GapChecker
 from controller.inventory import load_inventory, split_address
 from controller.options import InventoryOpt, OutputOpt, number
 from controller.render import Output, console, warn
@@ -130,14 +131,18 @@ def gap_table(gaps: GapChecker) -> Table:
         more = f" +{len(t.ranges) - 8} more" if len(t.ranges) > 8 else ""
         table.add_row(
             Text(host),
-            epoch,
+            Text(printable(epoch)),
             str(t.received),
             str(t.missing),
             str(t.duplicates),
             Text(ranges + more),
         )
+    notes = []
     if gaps.unsettled():
-        table.caption = f"{gaps.unsettled()} numbers still in flight when the watch ended"
+        notes.append(f"{gaps.unsettled()} numbers still in flight when the watch ended")
+    if odd := sum(t.implausible for t in gaps.streams.values()):
+        notes.append(f"{odd} implausible numbers (over {MAX_JUMP} ahead) skipped")
+    table.caption = "; ".join(notes) or None
     return table
 
 
