@@ -7,6 +7,7 @@ One root, every subclass carries fields rather than only text::
     ├── HookError                        a hook that cannot be set
     │   ├── HookSyntaxError(token, text) a command the parser refuses; names the token
     │   ├── HookNotFound(hook_id)        no hook with that id
+    │   ├── HookLimitError(limit)        the table holds max_hooks hooks already
     │   └── CapabilityError(capability, backend)
     ├── BackendError                     the hypervisor backend failed
     │   ├── KvmError(op, errno)          an ioctl on /dev/kvm failed
@@ -27,6 +28,7 @@ __all__ = [
     "CapabilityError",
     "ConfigError",
     "HookError",
+    "HookLimitError",
     "HookNotFound",
     "HookSyntaxError",
     "KvmError",
@@ -65,6 +67,16 @@ class HookNotFound(HookError):
     def __init__(self, hook_id: str) -> None:
         self.hook_id = hook_id
         super().__init__(f"no hook with id '{hook_id}'")
+
+
+class HookLimitError(HookError):
+    """The hook table is full: it holds ``limit`` hooks (config key ``max_hooks``)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"hook limit reached: the agent holds {limit} hooks (max_hooks); remove one first"
+        )
 
 
 class CapabilityError(HookError):

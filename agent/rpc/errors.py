@@ -6,6 +6,7 @@ AgentError subclass         gRPC status
 HookSyntaxError, ConfigError INVALID_ARGUMENT
 CapabilityError             INVALID_ARGUMENT
 HookNotFound, NotFoundError NOT_FOUND
+HookLimitError              RESOURCE_EXHAUSTED
 BackendError (others)       FAILED_PRECONDITION
 PublishError                UNAVAILABLE
 anything else               INTERNAL (logged with its traceback; the agent keeps running)
@@ -27,6 +28,7 @@ from agent.errors import (
     BackendError,
     CapabilityError,
     ConfigError,
+    HookLimitError,
     HookNotFound,
     HookSyntaxError,
     NotFoundError,
@@ -43,6 +45,7 @@ _CODES: list[tuple[type[AgentError], grpc.StatusCode]] = [
     (ConfigError, grpc.StatusCode.INVALID_ARGUMENT),
     (CapabilityError, grpc.StatusCode.INVALID_ARGUMENT),
     (HookNotFound, grpc.StatusCode.NOT_FOUND),
+    (HookLimitError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (BackendError, grpc.StatusCode.FAILED_PRECONDITION),
     (PublishError, grpc.StatusCode.UNAVAILABLE),
