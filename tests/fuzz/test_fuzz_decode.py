@@ -29,10 +29,11 @@ def proto_seed() -> bytes:
 
 
 def json_seed() -> bytes:
-    return json.dumps({"host": "h1", "epoch": "e", "events": [to_json(e, "h1", "e") for e in GOOD]})
+    events = [to_json(e, "h1", "e") for e in GOOD]
+    return json.dumps({"host": "h1", "epoch": "e", "events": events}).encode()
 
 
-SEEDS = [proto_seed(), json_seed().encode()]
+SEEDS = [proto_seed(), json_seed()]
 CTYPES = st.sampled_from([PROTO_TYPE, JSON_TYPE, None, "", "text/plain", "application/json;x"])
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
