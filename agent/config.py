@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from agent.config_rules import range_problems
 from agent.errors import ConfigError
+from agent.hooks.lang import MAX_COMMAND, MAX_NESTING
 from agent.hooks.table import MAX_HOOKS
 from agent.model import ID_PATTERN
 
@@ -23,6 +24,7 @@ __all__ = [
     "AgentConfig",
     "GrpcConfig",
     "KvmConfig",
+    "LimitsConfig",
     "MetricsConfig",
     "MqttConfig",
     "SimConfig",
@@ -119,19 +121,28 @@ class TraceConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """What one agent accepts at most; beyond each, a refusal naming the limit."""
+
+    max_hooks: int = MAX_HOOKS  # hooks held; one more is RESOURCE_EXHAUSTED
+    max_command: int = MAX_COMMAND  # characters of one hook command (scripts included)
+    max_nesting: int = MAX_NESTING  # nested braces in a command's blocks
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     host: str = field(default_factory=default_host_id)
     backend: str = "sim"
     state_dir: str = "/var/lib/ioind"
     hooks: tuple[str, ...] = ()  # commands set at start (before restored state)
     log_level: str = "info"
-    max_hooks: int = MAX_HOOKS  # hooks the agent holds at most; one more is refused
     grpc: GrpcConfig = field(default_factory=GrpcConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     sim: SimConfig = field(default_factory=SimConfig)
     kvm: KvmConfig = field(default_factory=KvmConfig)
     kvm_trace: TraceConfig = field(default_factory=TraceConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
     def with_overrides(self, **flags: Any) -> AgentConfig:
         """Apply command-line flags (``None`` means not given); dotted names reach sections."""
@@ -259,6 +270,7 @@ def parse_config(data: Mapping[str, Any]) -> AgentConfig:
         "mqtt": r.build(MqttConfig, r.section(data, "mqtt"), "mqtt."),
         "metrics": r.build(MetricsConfig, r.section(data, "metrics"), "metrics."),
         "kvm_trace": r.build(TraceConfig, r.section(data, "kvm_trace"), "kvm_trace."),
+        "limits": r.build(LimitsConfig, r.section(data, "limits"), "limits."),
     }
     sim = r.section(data, "sim")
     sections["sim"] = r.build(SimConfig, sim, "sim.", ports=_sim_ports(r, sim.get("ports")))

@@ -48,7 +48,9 @@ Rule = tuple[str, Callable[["AgentConfig"], object], Callable[[object], str | No
 
 RULES: list[Rule] = [
     ("state_dir", lambda c: c.state_dir, _text),
-    ("max_hooks", lambda c: c.max_hooks, _range(1, MAX_HOOKS_CEILING)),
+    ("limits.max_hooks", lambda c: c.limits.max_hooks, _range(1, MAX_HOOKS_CEILING)),
+    ("limits.max_command", lambda c: c.limits.max_command, _range(64, 1_048_576)),
+    ("limits.max_nesting", lambda c: c.limits.max_nesting, _range(1, 256)),
     ("grpc.listen", lambda c: c.grpc.listen, _address),
     ("metrics.listen", lambda c: c.metrics.listen or "unset:0", _address),
     ("mqtt.host", lambda c: c.mqtt.host, _text),

@@ -29,7 +29,7 @@ from typing import Any
 
 from agent.errors import AgentError
 from agent.events import JSON_KEYS
-from agent.model import ID_PATTERN, MAX_PORT
+from agent.model import ID_PATTERN, MAX_PORT, printable
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -208,20 +208,3 @@ def _regs(value: object, limits: Limits) -> None:
     for name, reg in value.items():
         _text("regs", name, limits.max_text)
         _int("regs", reg, 0, U64)
-
-
-# C0 controls, DEL, C1 controls, and the Unicode bidi overrides / isolates (they reorder text).
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def printable(text: str, limit: int = 1024) -> str:
-    """``text`` safe for a terminal: control characters as ``\\xNN`` / ``\\uNNNN``, at most
-    ``limit`` characters (an ellipsis and the cut count mark a cut)."""
-    cut = len(text) - limit
-    shown = _CONTROL.sub(_escape, text[:limit] if cut > 0 else text)
-    return f"{shown}…(+{cut})" if cut > 0 else shown
-
-
-def _escape(m: re.Match[str]) -> str:
-    code = ord(m.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

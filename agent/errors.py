@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import os
 
+from agent.model import SHOWN_ID, printable
+
 __all__ = [
     "AgentError",
     "BackendError",
@@ -66,7 +68,7 @@ class HookSyntaxError(HookError):
 class HookNotFound(HookError):
     def __init__(self, hook_id: str) -> None:
         self.hook_id = hook_id
-        super().__init__(f"no hook with id '{hook_id}'")
+        super().__init__(f"no hook with id '{printable(hook_id, SHOWN_ID)}'")
 
 
 class HookLimitError(HookError):
@@ -120,7 +122,7 @@ class NotFoundError(BackendError):
     def __init__(self, kind: str, key: object) -> None:
         self.kind = kind
         self.key = key
-        super().__init__(f"no {kind} '{key}'")
+        super().__init__(f"no {kind} '{printable(str(key), SHOWN_ID)}'")
 
 
 class PublishError(AgentError):

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from agent.errors import HookLimitError, HookNotFound
-from agent.model import Direction, Stage, check_id
+from agent.model import SHOWN_ID, Direction, Stage, check_id, printable
 from agent.wire import hooks_pb2
 
 __all__ = ["MAX_HOOKS", "HookRule", "HookTable", "rule_from_spec"]
@@ -56,7 +56,7 @@ def rule_from_spec(spec: hooks_pb2.HookSpec, order: int = 0) -> HookRule:
     """Build a rule from a validated spec (``ValueError`` on an invalid id or direction)."""
     check_id("hook id", spec.id)
     if spec.direction not in (hooks_pb2.DIRECTION_IN, hooks_pb2.DIRECTION_OUT):
-        raise ValueError(f"hook '{spec.id}': direction must be IN or OUT")
+        raise ValueError(f"hook '{printable(spec.id, SHOWN_ID)}': direction must be IN or OUT")
     return HookRule(
         id=spec.id,
         direction=Direction(spec.direction),

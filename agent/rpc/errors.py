@@ -11,6 +11,8 @@ BackendError (others)       FAILED_PRECONDITION
 PublishError                UNAVAILABLE
 anything else               INTERNAL (logged with its traceback; the agent keeps running)
 =========================== ===================
+
+The details are the error's text, control characters escaped, cut at ``MAX_DETAILS``.
 """
 
 from __future__ import annotations
@@ -34,11 +36,15 @@ from agent.errors import (
     NotFoundError,
     PublishError,
 )
-from agent.model import REQUEST_ID
+from agent.model import REQUEST_ID, printable
 
 __all__ = ["ErrorInterceptor", "status_for"]
 
 log = structlog.get_logger("ioind.rpc")
+
+# Characters of an error's text sent back as the status details (the grpc-message header): a
+# refusal never echoes unbounded input (a client's metadata limit is 16 KB by default).
+MAX_DETAILS = 4096
 
 _CODES: list[tuple[type[AgentError], grpc.StatusCode]] = [
     (HookSyntaxError, grpc.StatusCode.INVALID_ARGUMENT),
@@ -94,7 +100,7 @@ def _wrap(method: str, inner: Handler) -> Handler:
         except AgentError as exc:
             code = status_for(exc)
             context.set_trailing_metadata(((REQUEST_ID, rid),))
-            await context.abort(code, str(exc))
+            await context.abort(code, printable(str(exc), MAX_DETAILS))
         except Exception:
             code = grpc.StatusCode.INTERNAL
             log.exception("rpc-crashed", method=method, request_id=rid)
