@@ -127,6 +127,8 @@ class LimitsConfig:
     max_hooks: int = MAX_HOOKS  # hooks held; one more is RESOURCE_EXHAUSTED
     max_command: int = MAX_COMMAND  # characters of one hook command (scripts included)
     max_nesting: int = MAX_NESTING  # nested braces in a command's blocks
+    max_rpcs: int = 256  # unary gRPC calls served at once; more: RESOURCE_EXHAUSTED
+    max_streams: int = 64  # server streams (health Watch) at once; more: refused
 
 
 @dataclass(frozen=True)

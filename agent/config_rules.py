@@ -51,6 +51,8 @@ RULES: list[Rule] = [
     ("limits.max_hooks", lambda c: c.limits.max_hooks, _range(1, MAX_HOOKS_CEILING)),
     ("limits.max_command", lambda c: c.limits.max_command, _range(64, 1_048_576)),
     ("limits.max_nesting", lambda c: c.limits.max_nesting, _range(1, 256)),
+    ("limits.max_rpcs", lambda c: c.limits.max_rpcs, _range(1, 65_536)),
+    ("limits.max_streams", lambda c: c.limits.max_streams, _range(1, 65_536)),
     ("grpc.listen", lambda c: c.grpc.listen, _address),
     ("metrics.listen", lambda c: c.metrics.listen or "unset:0", _address),
     ("mqtt.host", lambda c: c.mqtt.host, _text),
