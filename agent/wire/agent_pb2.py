@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from agent.wire import hooks_pb2 as ioin_dot_v1_dot_hooks__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13ioin/v1/agent.proto\x12\x07ioin.v1\x1a\x13ioin/v1/hooks.proto\"T\n\x0eSetHookRequest\x12\x1f\n\x04spec\x18\x01 \x01(\x0b\x32\x11.ioin.v1.HookSpec\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\x10\n\x08\x64isabled\x18\x03 \x01(\x08\"?\n\x0fSetHookResponse\x12\x1b\n\x04hook\x18\x01 \x01(\x0b\x32\r.ioin.v1.Hook\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\x15\n\x07HookRef\x12\n\n\x02id\x18\x01 \x01(\t\"1\n\x12RemoveHookResponse\x12\x1b\n\x04hook\x18\x01 \x01(\x0b\x32\r.ioin.v1.Hook\"\x12\n\x10ListHooksRequest\"1\n\x11ListHooksResponse\x12\x1c\n\x05hooks\x18\x01 \x03(\x0b\x32\r.ioin.v1.Hook\"\x12\n\x10GetStatusRequest\"&\n\x07\x43ounter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04\"\xcd\x01\n\x06Status\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\x12\x1c\n\x05hooks\x18\x05 \x03(\x0b\x32\r.ioin.v1.Hook\x12\"\n\x08\x63ounters\x18\x06 \x03(\x0b\x32\x10.ioin.v1.Counter\x12\r\n\x05\x65poch\x18\x07 \x01(\t\x12\x12\n\nstarted_ns\x18\x08 \x01(\x04\x12\x18\n\x10\x62roker_connected\x18\t \x01(\x08\"?\n\rResumeRequest\x12\x10\n\x08\x62reak_id\x18\x01 \x01(\t\x12\x12\n\x05value\x18\x02 \x01(\rH\x00\x88\x01\x01\x42\x08\n\x06_value\"3\n\x0eResumeResponse\x12\x10\n\x08\x62reak_id\x18\x01 \x01(\t\x12\x0f\n\x07resumed\x18\x02 \x01(\x08\"\x83\x01\n\x06VmSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\t\x12\x0c\n\x04mode\x18\x03 \x01(\t\x12\x11\n\tload_addr\x18\x04 \x01(\x04\x12\r\n\x05\x65ntry\x18\x05 \x01(\x04\x12\r\n\x05vcpus\x18\x06 \x01(\r\x12\x0f\n\x07mem_mib\x18\x07 \x01(\r\x12\x0c\n\x04\x62ios\x18\x08 \x01(\t\"\x13\n\x05VmRef\x12\n\n\x02id\x18\x01 \x01(\r\"_\n\x06VmInfo\x12\n\n\x02id\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\r\n\x05vcpus\x18\x04 \x01(\r\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\r\n\x05\x65xits\x18\x06 \x01(\x04\"\x10\n\x0eListVmsRequest\"/\n\x0fListVmsResponse\x12\x1c\n\x03vms\x18\x01 \x03(\x0b\x32\x0f.ioin.v1.VmInfo\"\x87\x01\n\x05\x42irth\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0e\n\x06online\x18\x02 \x01(\x08\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x05 \x03(\t\x12\r\n\x05hooks\x18\x06 \x03(\t\x12\r\n\x05\x65poch\x18\x07 \x01(\t\x12\n\n\x02ts\x18\x08 \x01(\x04\x32\xaf\x04\n\x05\x41gent\x12<\n\x07SetHook\x12\x17.ioin.v1.SetHookRequest\x1a\x18.ioin.v1.SetHookResponse\x12;\n\nRemoveHook\x12\x10.ioin.v1.HookRef\x1a\x1b.ioin.v1.RemoveHookResponse\x12\x42\n\tListHooks\x12\x19.ioin.v1.ListHooksRequest\x1a\x1a.ioin.v1.ListHooksResponse\x12-\n\nEnableHook\x12\x10.ioin.v1.HookRef\x1a\r.ioin.v1.Hook\x12.\n\x0b\x44isableHook\x12\x10.ioin.v1.HookRef\x1a\r.ioin.v1.Hook\x12\x37\n\tGetStatus\x12\x19.ioin.v1.GetStatusRequest\x1a\x0f.ioin.v1.Status\x12\x39\n\x06Resume\x12\x16.ioin.v1.ResumeRequest\x1a\x17.ioin.v1.ResumeResponse\x12+\n\x07StartVm\x12\x0f.ioin.v1.VmSpec\x1a\x0f.ioin.v1.VmInfo\x12)\n\x06StopVm\x12\x0e.ioin.v1.VmRef\x1a\x0f.ioin.v1.VmInfo\x12<\n\x07ListVms\x12\x17.ioin.v1.ListVmsRequest\x1a\x18.ioin.v1.ListVmsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13ioin/v1/agent.proto\x12\x07ioin.v1\x1a\x13ioin/v1/hooks.proto\"T\n\x0eSetHookRequest\x12\x1f\n\x04spec\x18\x01 \x01(\x0b\x32\x11.ioin.v1.HookSpec\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\x10\n\x08\x64isabled\x18\x03 \x01(\x08\"?\n\x0fSetHookResponse\x12\x1b\n\x04hook\x18\x01 \x01(\x0b\x32\r.ioin.v1.Hook\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\x15\n\x07HookRef\x12\n\n\x02id\x18\x01 \x01(\t\"1\n\x12RemoveHookResponse\x12\x1b\n\x04hook\x18\x01 \x01(\x0b\x32\r.ioin.v1.Hook\"9\n\x10ListHooksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"Y\n\x11ListHooksResponse\x12\x1c\n\x05hooks\x18\x01 \x03(\x0b\x32\r.ioin.v1.Hook\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\r\n\x05total\x18\x03 \x01(\r\"\x12\n\x10GetStatusRequest\"&\n\x07\x43ounter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04\"\xe4\x01\n\x06Status\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\x12\x1c\n\x05hooks\x18\x05 \x03(\x0b\x32\r.ioin.v1.Hook\x12\"\n\x08\x63ounters\x18\x06 \x03(\x0b\x32\x10.ioin.v1.Counter\x12\r\n\x05\x65poch\x18\x07 \x01(\t\x12\x12\n\nstarted_ns\x18\x08 \x01(\x04\x12\x18\n\x10\x62roker_connected\x18\t \x01(\x08\x12\x15\n\rhooks_omitted\x18\n \x01(\r\"?\n\rResumeRequest\x12\x10\n\x08\x62reak_id\x18\x01 \x01(\t\x12\x12\n\x05value\x18\x02 \x01(\rH\x00\x88\x01\x01\x42\x08\n\x06_value\"3\n\x0eResumeResponse\x12\x10\n\x08\x62reak_id\x18\x01 \x01(\t\x12\x0f\n\x07resumed\x18\x02 \x01(\x08\"\x83\x01\n\x06VmSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\t\x12\x0c\n\x04mode\x18\x03 \x01(\t\x12\x11\n\tload_addr\x18\x04 \x01(\x04\x12\r\n\x05\x65ntry\x18\x05 \x01(\x04\x12\r\n\x05vcpus\x18\x06 \x01(\r\x12\x0f\n\x07mem_mib\x18\x07 \x01(\r\x12\x0c\n\x04\x62ios\x18\x08 \x01(\t\"\x13\n\x05VmRef\x12\n\n\x02id\x18\x01 \x01(\r\"_\n\x06VmInfo\x12\n\n\x02id\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\r\n\x05vcpus\x18\x04 \x01(\r\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\r\n\x05\x65xits\x18\x06 \x01(\x04\"\x10\n\x0eListVmsRequest\"/\n\x0fListVmsResponse\x12\x1c\n\x03vms\x18\x01 \x03(\x0b\x32\x0f.ioin.v1.VmInfo\"\x87\x01\n\x05\x42irth\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0e\n\x06online\x18\x02 \x01(\x08\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x05 \x03(\t\x12\r\n\x05hooks\x18\x06 \x03(\t\x12\r\n\x05\x65poch\x18\x07 \x01(\t\x12\n\n\x02ts\x18\x08 \x01(\x04\x32\xaf\x04\n\x05\x41gent\x12<\n\x07SetHook\x12\x17.ioin.v1.SetHookRequest\x1a\x18.ioin.v1.SetHookResponse\x12;\n\nRemoveHook\x12\x10.ioin.v1.HookRef\x1a\x1b.ioin.v1.RemoveHookResponse\x12\x42\n\tListHooks\x12\x19.ioin.v1.ListHooksRequest\x1a\x1a.ioin.v1.ListHooksResponse\x12-\n\nEnableHook\x12\x10.ioin.v1.HookRef\x1a\r.ioin.v1.Hook\x12.\n\x0b\x44isableHook\x12\x10.ioin.v1.HookRef\x1a\r.ioin.v1.Hook\x12\x37\n\tGetStatus\x12\x19.ioin.v1.GetStatusRequest\x1a\x0f.ioin.v1.Status\x12\x39\n\x06Resume\x12\x16.ioin.v1.ResumeRequest\x1a\x17.ioin.v1.ResumeResponse\x12+\n\x07StartVm\x12\x0f.ioin.v1.VmSpec\x1a\x0f.ioin.v1.VmInfo\x12)\n\x06StopVm\x12\x0e.ioin.v1.VmRef\x1a\x0f.ioin.v1.VmInfo\x12<\n\x07ListVms\x12\x17.ioin.v1.ListVmsRequest\x1a\x18.ioin.v1.ListVmsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,31 +41,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REMOVEHOOKRESPONSE']._serialized_start=227
   _globals['_REMOVEHOOKRESPONSE']._serialized_end=276
   _globals['_LISTHOOKSREQUEST']._serialized_start=278
-  _globals['_LISTHOOKSREQUEST']._serialized_end=296
-  _globals['_LISTHOOKSRESPONSE']._serialized_start=298
-  _globals['_LISTHOOKSRESPONSE']._serialized_end=347
-  _globals['_GETSTATUSREQUEST']._serialized_start=349
-  _globals['_GETSTATUSREQUEST']._serialized_end=367
-  _globals['_COUNTER']._serialized_start=369
-  _globals['_COUNTER']._serialized_end=407
-  _globals['_STATUS']._serialized_start=410
-  _globals['_STATUS']._serialized_end=615
-  _globals['_RESUMEREQUEST']._serialized_start=617
-  _globals['_RESUMEREQUEST']._serialized_end=680
-  _globals['_RESUMERESPONSE']._serialized_start=682
-  _globals['_RESUMERESPONSE']._serialized_end=733
-  _globals['_VMSPEC']._serialized_start=736
-  _globals['_VMSPEC']._serialized_end=867
-  _globals['_VMREF']._serialized_start=869
-  _globals['_VMREF']._serialized_end=888
-  _globals['_VMINFO']._serialized_start=890
-  _globals['_VMINFO']._serialized_end=985
-  _globals['_LISTVMSREQUEST']._serialized_start=987
-  _globals['_LISTVMSREQUEST']._serialized_end=1003
-  _globals['_LISTVMSRESPONSE']._serialized_start=1005
-  _globals['_LISTVMSRESPONSE']._serialized_end=1052
-  _globals['_BIRTH']._serialized_start=1055
-  _globals['_BIRTH']._serialized_end=1190
-  _globals['_AGENT']._serialized_start=1193
-  _globals['_AGENT']._serialized_end=1752
+  _globals['_LISTHOOKSREQUEST']._serialized_end=335
+  _globals['_LISTHOOKSRESPONSE']._serialized_start=337
+  _globals['_LISTHOOKSRESPONSE']._serialized_end=426
+  _globals['_GETSTATUSREQUEST']._serialized_start=428
+  _globals['_GETSTATUSREQUEST']._serialized_end=446
+  _globals['_COUNTER']._serialized_start=448
+  _globals['_COUNTER']._serialized_end=486
+  _globals['_STATUS']._serialized_start=489
+  _globals['_STATUS']._serialized_end=717
+  _globals['_RESUMEREQUEST']._serialized_start=719
+  _globals['_RESUMEREQUEST']._serialized_end=782
+  _globals['_RESUMERESPONSE']._serialized_start=784
+  _globals['_RESUMERESPONSE']._serialized_end=835
+  _globals['_VMSPEC']._serialized_start=838
+  _globals['_VMSPEC']._serialized_end=969
+  _globals['_VMREF']._serialized_start=971
+  _globals['_VMREF']._serialized_end=990
+  _globals['_VMINFO']._serialized_start=992
+  _globals['_VMINFO']._serialized_end=1087
+  _globals['_LISTVMSREQUEST']._serialized_start=1089
+  _globals['_LISTVMSREQUEST']._serialized_end=1105
+  _globals['_LISTVMSRESPONSE']._serialized_start=1107
+  _globals['_LISTVMSRESPONSE']._serialized_end=1154
+  _globals['_BIRTH']._serialized_start=1157
+  _globals['_BIRTH']._serialized_end=1292
+  _globals['_AGENT']._serialized_start=1295
+  _globals['_AGENT']._serialized_end=1854
 # @@protoc_insertion_point(module_scope)

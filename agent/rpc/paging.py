@@ -1,0 +1,60 @@
+"""Responses that stay under the client's 4 MB message limit however many hooks the agent holds.
+
+ListHooks answers in pages, in id order: at most ``page_size`` hooks (``DEFAULT_PAGE`` when the
+request says 0, never more than ``MAX_PAGE``) and at most ``MAX_PAGE_BYTES`` of them, but always
+at least one, since a single hook is bounded by ``limits.max_command``. The page token is the id
+of the page's last hook; the next page starts after it, so hooks set or removed between two
+pages never shift the others. Status carries the hooks up to the same byte bound and says how
+many it left out. (Before: after 18 pushes of 120 KB conditions both answers were 4.32 MB and
+the client refused them.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from agent.errors import HookSyntaxError
+from agent.model import SHOWN_ID, printable
+from agent.wire import agent_pb2, hooks_pb2
+
+__all__ = ["DEFAULT_PAGE", "MAX_PAGE", "MAX_PAGE_BYTES", "bounded", "list_page"]
+
+DEFAULT_PAGE = 500
+MAX_PAGE = 5000
+MAX_PAGE_BYTES = 2**20  # a quarter of gRPC's default 4 MB receive limit
+_MAX_TOKEN = 64  # a hook id's longest form
+
+
+def bounded(
+    hooks: Iterable[hooks_pb2.Hook], limit: int = MAX_PAGE_BYTES
+) -> tuple[list[hooks_pb2.Hook], int]:
+    """The leading hooks that fit in ``limit`` bytes (at least one), and how many were left."""
+    kept: list[hooks_pb2.Hook] = []
+    size, omitted = 0, 0
+    for hook in hooks:
+        size += hook.ByteSize() + 8  # field tag and length prefix, generously
+        if kept and (omitted or size > limit):
+            omitted += 1
+        else:
+            kept.append(hook)
+    return kept, omitted
+
+
+def list_page(
+    hooks: Iterable[hooks_pb2.Hook], request: agent_pb2.ListHooksRequest
+) -> agent_pb2.ListHooksResponse:
+    """One page of ``hooks`` (any order) for ``request``."""
+    token = request.page_token
+    if len(token) > _MAX_TOKEN:
+        shown = printable(token, SHOWN_ID)
+        raise HookSyntaxError(f"page_token '{shown}' is not a hook id", "page_token")
+    size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
+    ordered = sorted(hooks, key=lambda h: h.spec.id)
+    after = [h for h in ordered if h.spec.id > token] if token else ordered
+    page, omitted = bounded(after[:size])
+    more = omitted > 0 or len(after) > size
+    return agent_pb2.ListHooksResponse(
+        hooks=page,
+        next_page_token=page[-1].spec.id if more and page else "",
+        total=len(ordered),
+    )
