@@ -4,6 +4,7 @@ One root, every subclass carries fields rather than only text::
 
     AgentError
     ├── ConfigError(problems)            bad configuration file or flag
+    ├── BadRequest(field, reason)        a request that cannot be decoded or breaks a limit
     ├── HookError                        a hook that cannot be set
     │   ├── HookSyntaxError(token, text) a command the parser refuses; names the token
     │   ├── HookNotFound(hook_id)        no hook with that id
@@ -27,6 +28,7 @@ from agent.model import SHOWN_ID, printable
 __all__ = [
     "AgentError",
     "BackendError",
+    "BadRequest",
     "CapabilityError",
     "ConfigError",
     "HookError",
@@ -50,6 +52,15 @@ class ConfigError(AgentError):
     def __init__(self, problems: list[str] | str) -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         super().__init__("; ".join(self.problems))
+
+
+class BadRequest(AgentError):
+    """A request the agent cannot decode, or one over a limit; ``field`` names the part."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
 
 
 class HookError(AgentError):

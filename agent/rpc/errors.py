@@ -4,6 +4,7 @@
 AgentError subclass         gRPC status
 =========================== ===================
 HookSyntaxError, ConfigError INVALID_ARGUMENT
+BadRequest                  INVALID_ARGUMENT
 CapabilityError             INVALID_ARGUMENT
 HookNotFound, NotFoundError NOT_FOUND
 HookLimitError              RESOURCE_EXHAUSTED
@@ -12,6 +13,7 @@ PublishError                UNAVAILABLE
 anything else               INTERNAL (logged with its traceback; the agent keeps running)
 =========================== ===================
 
+Request bytes that do not decode become :class:`BadRequest` (grpc alone would answer UNKNOWN).
 The details are the error's text, control characters escaped, cut at ``MAX_DETAILS``.
 """
 
@@ -20,14 +22,17 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError
 
 from agent.errors import (
     AgentError,
     BackendError,
+    BadRequest,
     CapabilityError,
     ConfigError,
     HookLimitError,
@@ -48,6 +53,7 @@ MAX_DETAILS = 4096
 
 _CODES: list[tuple[type[AgentError], grpc.StatusCode]] = [
     (HookSyntaxError, grpc.StatusCode.INVALID_ARGUMENT),
+    (BadRequest, grpc.StatusCode.INVALID_ARGUMENT),
     (ConfigError, grpc.StatusCode.INVALID_ARGUMENT),
     (CapabilityError, grpc.StatusCode.INVALID_ARGUMENT),
     (HookNotFound, grpc.StatusCode.NOT_FOUND),
@@ -85,9 +91,29 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         method = details.method
         return grpc.unary_unary_rpc_method_handler(
             _wrap(method, handler.unary_unary),  # type: ignore[arg-type]
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_lenient(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Undecodable:
+    """A request whose bytes are not the method's message (grpc itself would answer UNKNOWN)."""
+
+    reason: str
+
+
+def _lenient(decode: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if decode is None:
+        return None
+
+    def lenient(data: bytes) -> Any:
+        try:
+            return decode(data)
+        except DecodeError as exc:
+            return _Undecodable(str(exc))
+
+    return lenient
 
 
 def _wrap(method: str, inner: Handler) -> Handler:
@@ -96,6 +122,8 @@ def _wrap(method: str, inner: Handler) -> Handler:
         start = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
+            if isinstance(request, _Undecodable):
+                raise BadRequest("request", f"not a valid message: {request.reason}")
             return await inner(request, context)
         except AgentError as exc:
             code = status_for(exc)

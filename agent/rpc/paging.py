@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from agent.errors import HookSyntaxError
+from agent.errors import BadRequest
 from agent.model import SHOWN_ID, printable
 from agent.wire import agent_pb2, hooks_pb2
 
@@ -47,7 +47,7 @@ def list_page(
     token = request.page_token
     if len(token) > _MAX_TOKEN:
         shown = printable(token, SHOWN_ID)
-        raise HookSyntaxError(f"page_token '{shown}' is not a hook id", "page_token")
+        raise BadRequest("page_token", f"'{shown}' is not a hook id")
     size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
     ordered = sorted(hooks, key=lambda h: h.spec.id)
     after = [h for h in ordered if h.spec.id > token] if token else ordered

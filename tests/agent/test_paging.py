@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.errors import HookSyntaxError
+from agent.errors import BadRequest
 from agent.hooks.lang import parse
 from agent.hooks.table import HookTable
 from agent.rpc.paging import MAX_PAGE_BYTES, bounded, list_page
@@ -49,6 +49,6 @@ def test_big_hooks_are_paged_by_bytes_under_the_client_limit() -> None:
 
 
 def test_a_page_token_that_cannot_be_an_id_is_refused_unechoed() -> None:
-    with pytest.raises(HookSyntaxError, match="is not a hook id") as info:
+    with pytest.raises(BadRequest, match="is not a hook id") as info:
         list_page(table_of(1), agent_pb2.ListHooksRequest(page_token="x" * 100_000))
     assert len(str(info.value)) < 200
