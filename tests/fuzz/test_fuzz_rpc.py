@@ -130,7 +130,7 @@ def call(channel: grpc.Channel, method: str, payload: bytes) -> None:
     try:
         rpc(payload, timeout=10)
     except grpc.RpcError as e:
-        code, details = e.code(), e.details() or ""  # type: ignore[attr-defined]
+        code, details = e.code(), e.details() or ""
         assert code in REFUSALS, f"{method}: {code} {details}"
         assert len(details) <= MAX_DETAILS + 16, f"{method}: {len(details)} characters echoed"
 
