@@ -27,6 +27,7 @@ from controller.options import (
     fleet_command,
     targets,
 )
+from controller.paging import all_hooks
 from controller.render import Output, print_json, report
 
 if TYPE_CHECKING:
@@ -76,8 +77,7 @@ def list_hooks(
     output: Output,
 ) -> int:
     """List every agent's hooks."""
-    request = agent_pb2.ListHooksRequest()
-    results = asyncio.run(fan_out(t, lambda s, d: s.ListHooks(request, timeout=d)))
+    results = asyncio.run(fan_out(t, all_hooks))
     return report(results, views.HOOKS, output)
 
 
