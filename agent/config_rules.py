@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from agent.config import AgentConfig
+from typing import Any
 
 __all__ = ["MAX_HOOKS_CEILING", "range_problems"]
 
@@ -44,7 +41,9 @@ def _text(value: object) -> str | None:
     return None if str(value).strip() else "must not be empty"
 
 
-Rule = tuple[str, Callable[["AgentConfig"], object], Callable[[object], str | None]]
+# (key, the value's getter on an AgentConfig, the check). Typed on Any: agent.config imports
+# this module, so it cannot import agent.config back (the import graph has no cycles).
+Rule = tuple[str, Callable[[Any], object], Callable[[object], str | None]]
 
 RULES: list[Rule] = [
     ("state_dir", lambda c: c.state_dir, _text),
@@ -68,7 +67,7 @@ RULES: list[Rule] = [
 ]
 
 
-def range_problems(cfg: AgentConfig) -> list[str]:
-    """One line per key out of its range."""
+def range_problems(cfg: Any) -> list[str]:
+    """One line per key of ``cfg`` (an AgentConfig) out of its range."""
     found = ((key, check(get(cfg))) for key, get, check in RULES)
     return [f"{key}: {problem}" for key, problem in found if problem]
