@@ -17,7 +17,7 @@ from rich.text import Text
 from agent.decode_guard import printable
 from agent.model import check_id
 from controller.errors import UsageError
-from controller.gaps import MAX_JUMP, GapChecker
+from controller.gaps import MAX_JUMP, MAX_STREAMS, GapChecker
 from controller.inventory import load_inventory, split_address
 from controller.options import InventoryOpt, OutputOpt, number
 from controller.render import Output, console, warn
@@ -142,6 +142,8 @@ def gap_table(gaps: GapChecker) -> Table:
         notes.append(f"{gaps.unsettled()} numbers still in flight when the watch ended")
     if odd := sum(t.implausible for t in gaps.streams.values()):
         notes.append(f"{odd} implausible numbers (over {MAX_JUMP} ahead) skipped")
+    if gaps.untracked:
+        notes.append(f"{gaps.untracked} events of streams beyond the first {MAX_STREAMS} unchecked")
     table.caption = "; ".join(notes) or None
     return table
 

@@ -13,6 +13,9 @@ A number more than ``MAX_JUMP`` beyond the stream's low watermark is not taken a
 that many lost events but as a forged or corrupt one (seq 2^64-1 in a fresh epoch would otherwise
 report 18446744073709551613 events missing): it is counted as implausible and skipped.
 
+At most ``MAX_STREAMS`` (host, epoch) streams are tracked (a host can forge a new epoch per
+batch); events of further streams are counted in ``untracked`` and not checked.
+
 Memory per (host, epoch) is the numbers received out of order within the grace window, plus at
 most ``MAX_RANGES`` remembered missing ranges (counts are always exact).
 """
@@ -21,11 +24,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["MAX_JUMP", "MAX_RANGES", "GapChecker", "SeqTracker"]
+__all__ = ["MAX_JUMP", "MAX_RANGES", "MAX_STREAMS", "GapChecker", "SeqTracker"]
 
 MAX_RANGES = 100
 # An hour of an agent at 300,000 events/s: a larger jump is not a gap anyone could have caused.
 MAX_JUMP = 2**30
+MAX_STREAMS = 10_000  # (host, epoch) pairs: a fleet of 1,000 agents restarting 10 times each
 
 
 @dataclass(slots=True)
@@ -111,10 +115,14 @@ class GapChecker:
     def __init__(self, grace: float = 5.0) -> None:
         self.grace = grace
         self.streams: dict[tuple[str, str], SeqTracker] = {}
+        self.untracked = 0  # events of streams beyond MAX_STREAMS
 
     def add(self, host: str, epoch: str, seq: int, now: float) -> bool:
         tracker = self.streams.get((host, epoch))
         if tracker is None:
+            if len(self.streams) >= MAX_STREAMS:
+                self.untracked += 1
+                return True  # not checked: neither a duplicate nor implausible
             tracker = self.streams[(host, epoch)] = SeqTracker(self.grace, now)
         return tracker.add(seq, now)
 

@@ -14,7 +14,7 @@ from agent.model import Direction
 from agent.wire import events_pb2
 from controller.cmd_watch import gap_table
 from controller.decode import JSON_TYPE, PROTO_TYPE, Junk, decode_batch
-from controller.gaps import MAX_JUMP, SeqTracker
+from controller.gaps import MAX_JUMP, MAX_STREAMS, GapChecker, SeqTracker
 from controller.render import Output
 from controller.watch import WatchConfig, Watcher
 
@@ -141,3 +141,11 @@ def test_oversized_payloads_and_batches_are_refused_before_decoding() -> None:
     msg.columns.seq.extend([1] * (DEFAULT_LIMITS.max_events + 1))
     with pytest.raises(Junk, match="'events' has 100001 events, over 100000"):
         decode_batch(msg.SerializeToString(), PROTO_TYPE, "h1")
+
+
+def test_forged_epochs_cannot_grow_the_gap_checker_without_bound() -> None:
+    gaps = GapChecker(grace=1.0)
+    for i in range(MAX_STREAMS + 500):
+        gaps.add("h1", f"forged-{i}", 1, 0.0)
+    assert (len(gaps.streams), gaps.untracked) == (MAX_STREAMS, 500)
+    assert "500 events of streams beyond the first 10000 unchecked" in str(gap_table(gaps).caption)
