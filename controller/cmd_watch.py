@@ -99,7 +99,10 @@ def summary_table(watcher: Watcher) -> Table:
         ports = [f"{p:#06x}" for p in sorted(t.ports)]
         more = f" +{len(ports) - _MAX_PORTS} more" if len(ports) > _MAX_PORTS else ""
         ports_text = " ".join(ports[:_MAX_PORTS]) + more
-        table.add_row(Text(host), str(t.events), Text(",".join(sorted(t.hooks))), Text(ports_text))
+        hooks = ",".join(sorted(t.hooks)) + (
+            f" +{t.more_hooks} events of more" if t.more_hooks else ""
+        )
+        table.add_row(Text(host), str(t.events), Text(hooks), Text(ports_text))
     return table
 
 

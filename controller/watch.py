@@ -26,8 +26,9 @@ from controller.gaps import GapChecker
 from controller.inventory import split_address
 from controller.render import Output, warn
 
-__all__ = ["HostTally", "WatchConfig", "Watcher", "topics"]
+__all__ = ["TALLY_HOOKS", "HostTally", "WatchConfig", "Watcher", "topics"]
 
+TALLY_HOOKS = 256  # hook ids remembered per host for the summary (a host may send any number)
 _NOTICE_CHARS = 2048  # a notice is one short JSON object; longer ones are cut when shown
 
 
@@ -56,7 +57,8 @@ class HostTally:
     """What one host sent during the watch."""
 
     events: int = 0
-    hooks: set[str] = field(default_factory=set)
+    hooks: set[str] = field(default_factory=set)  # at most TALLY_HOOKS of them
+    more_hooks: int = 0  # events of hooks beyond TALLY_HOOKS (not remembered)
     ports: set[int] = field(default_factory=set)
 
 
@@ -181,7 +183,10 @@ class Watcher:
     def _count(self, ev: dict[str, Any]) -> None:
         tally = self.tally.setdefault(str(ev["host"]), HostTally())
         tally.events += 1
-        tally.hooks.add(str(ev["hook_id"]))
+        if len(tally.hooks) < TALLY_HOOKS or ev["hook_id"] in tally.hooks:
+            tally.hooks.add(str(ev["hook_id"]))
+        else:
+            tally.more_hooks += 1
         tally.ports.add(ev["port"])
 
     def _notice(self, host: str, kind: str, payload: bytes) -> None:

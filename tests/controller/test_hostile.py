@@ -16,7 +16,7 @@ from controller.cmd_watch import gap_table
 from controller.decode import JSON_TYPE, PROTO_TYPE, Junk, decode_batch
 from controller.gaps import MAX_JUMP, MAX_STREAMS, GapChecker, SeqTracker
 from controller.render import Output
-from controller.watch import WatchConfig, Watcher
+from controller.watch import TALLY_HOOKS, WatchConfig, Watcher
 
 TOPIC = "ioin/v1/h1/events/uart"
 ESC = "\x1b"
@@ -149,3 +149,11 @@ def test_forged_epochs_cannot_grow_the_gap_checker_without_bound() -> None:
         gaps.add("h1", f"forged-{i}", 1, 0.0)
     assert (len(gaps.streams), gaps.untracked) == (MAX_STREAMS, 500)
     assert "500 events of streams beyond the first 10000 unchecked" in str(gap_table(gaps).caption)
+
+
+def test_the_summary_remembers_a_bounded_number_of_hook_ids_per_host() -> None:
+    w, _ = watcher()
+    for i in range(TALLY_HOOKS + 10):
+        w.handle(TOPIC, batch(good(seq=i + 1, hook_id=f"k{i}")), JSON_TYPE)
+    tally = w.tally["h1"]
+    assert (len(tally.hooks), tally.more_hooks, tally.events) == (TALLY_HOOKS, 10, TALLY_HOOKS + 10)
