@@ -14,7 +14,9 @@ One root, every subclass carries fields rather than only text::
     │   ├── KvmError(op, errno)          an ioctl on /dev/kvm failed
     │   ├── TraceError(path, errno)      tracefs could not be used
     │   └── NotFoundError(kind, key)     no VM / break with that id
-    └── PublishError                     the broker refused or timed out
+    ├── PublishError                     the broker refused or timed out
+    └── StateError(path, reason)         the hooks could not be saved in state_dir
+        └── StateFull                    ... because the disk is full
 
 The gRPC server maps these to status codes in one interceptor (``agent.rpc.errors``).
 """
@@ -38,6 +40,8 @@ __all__ = [
     "KvmError",
     "NotFoundError",
     "PublishError",
+    "StateError",
+    "StateFull",
     "TraceError",
 ]
 
@@ -138,3 +142,16 @@ class NotFoundError(BackendError):
 
 class PublishError(AgentError):
     """The broker refused a publish or did not acknowledge it in time."""
+
+
+class StateError(AgentError):
+    """The hooks could not be written to ``path`` (``reason`` says why); nothing was changed."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"cannot save hooks in {path}: {reason}; the change was not made")
+
+
+class StateFull(StateError):
+    """The disk under ``state_dir`` is full."""

@@ -141,6 +141,11 @@ class HookTable:
             )
         )
 
+    def check_room(self, hook_id: str) -> None:
+        """Raise :class:`HookLimitError` if setting ``hook_id`` would be one hook too many."""
+        if hook_id not in self._entries and len(self._entries) >= self.max_hooks:
+            raise HookLimitError(self.max_hooks)
+
     def get(self, hook_id: str) -> hooks_pb2.Hook:
         return self._to_proto(self._entry(hook_id))
 
@@ -160,8 +165,7 @@ class HookTable:
         old = self._entries.get(spec.id)
         if old is not None and old.rule.spec == spec and old.enabled == enabled:
             return self._to_proto(old), False
-        if old is None and len(self._entries) >= self.max_hooks:
-            raise HookLimitError(self.max_hooks)
+        self.check_room(spec.id)
         rule = rule_from_spec(spec, self._order + 1)
         self._order += 1
         created_ns = old.created_ns if old else time.time_ns()

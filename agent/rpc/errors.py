@@ -7,7 +7,7 @@ HookSyntaxError, ConfigError INVALID_ARGUMENT
 BadRequest                  INVALID_ARGUMENT
 CapabilityError             INVALID_ARGUMENT
 HookNotFound, NotFoundError NOT_FOUND
-HookLimitError              RESOURCE_EXHAUSTED
+HookLimitError, StateFull   RESOURCE_EXHAUSTED
 BackendError (others)       FAILED_PRECONDITION
 PublishError                UNAVAILABLE
 anything else               INTERNAL (logged with its traceback; the agent keeps running)
@@ -40,6 +40,7 @@ from agent.errors import (
     HookSyntaxError,
     NotFoundError,
     PublishError,
+    StateFull,
 )
 from agent.model import REQUEST_ID, printable
 
@@ -58,6 +59,7 @@ _CODES: list[tuple[type[AgentError], grpc.StatusCode]] = [
     (CapabilityError, grpc.StatusCode.INVALID_ARGUMENT),
     (HookNotFound, grpc.StatusCode.NOT_FOUND),
     (HookLimitError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (StateFull, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (BackendError, grpc.StatusCode.FAILED_PRECONDITION),
     (PublishError, grpc.StatusCode.UNAVAILABLE),
