@@ -41,14 +41,13 @@ def bounded(
 
 
 def list_page(
-    hooks: Iterable[hooks_pb2.Hook], request: agent_pb2.ListHooksRequest
+    hooks: Iterable[hooks_pb2.Hook], page_size: int, token: str
 ) -> agent_pb2.ListHooksResponse:
-    """One page of ``hooks`` (any order) for ``request``."""
-    token = request.page_token
+    """The page of ``hooks`` (any order) after ``token`` (a ListHooksRequest's fields)."""
     if len(token) > _MAX_TOKEN:
         shown = printable(token, SHOWN_ID)
         raise BadRequest("page_token", f"'{shown}' is not a hook id")
-    size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
+    size = min(page_size or DEFAULT_PAGE, MAX_PAGE)
     ordered = sorted(hooks, key=lambda h: h.spec.id)
     after = [h for h in ordered if h.spec.id > token] if token else ordered
     page, omitted = bounded(after[:size])

@@ -22,7 +22,7 @@ def table_of(n: int, condition_bytes: int = 0) -> HookTable:
 def pages(t: HookTable, page_size: int = 0) -> list[agent_pb2.ListHooksResponse]:
     out, token = [], ""
     while True:
-        resp = list_page(t, agent_pb2.ListHooksRequest(page_size=page_size, page_token=token))
+        resp = list_page(t, page_size, token)
         out.append(resp)
         token = resp.next_page_token
         if not token:
@@ -50,5 +50,5 @@ def test_big_hooks_are_paged_by_bytes_under_the_client_limit() -> None:
 
 def test_a_page_token_that_cannot_be_an_id_is_refused_unechoed() -> None:
     with pytest.raises(BadRequest, match="is not a hook id") as info:
-        list_page(table_of(1), agent_pb2.ListHooksRequest(page_token="x" * 100_000))
+        list_page(table_of(1), 0, "x" * 100_000)
     assert len(str(info.value)) < 200
