@@ -67,10 +67,20 @@ def run(
             kvm_trace__tracefs=tracefs,
             kvm_trace__buffer_kib=trace_buffer_kib,
         )
+        _preflight(cfg)
         _setup(cfg)
         asyncio.run(_serve(cfg))
     except AgentError as exc:
         raise _fail(exc) from None
+
+
+def _preflight(cfg: AgentConfig) -> None:
+    """The machine checked before anything opens: one line per problem, never a traceback."""
+    from agent.preflight import preflight
+
+    problems = preflight(cfg)
+    if problems:
+        raise ConfigError(problems)
 
 
 def _setup(cfg: AgentConfig) -> None:
@@ -80,25 +90,25 @@ def _setup(cfg: AgentConfig) -> None:
 
 
 async def _serve(cfg: AgentConfig) -> None:
-    from agent.core import Agent
+    from agent.build import build_agent
     from agent.rpc.server import create_server, serve
 
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    async with Agent(cfg) as agent:
+    async with build_agent(cfg) as agent:
         server, port, health = await create_server(agent, cfg.grpc)
         if cfg.metrics.listen:
             from agent.metrics import serve_metrics
 
-            log.info("metrics-listening", port=serve_metrics(agent, cfg.metrics.listen))
+            log.info("metrics-listening", port=serve_metrics(agent.reports, cfg.metrics.listen))
         log.info(
             "agent-starting",
             host=cfg.host,
             backend=cfg.backend,
             grpc_port=port,
             broker=f"{cfg.mqtt.host}:{cfg.mqtt.port}",
-            epoch=agent.epoch,
+            epoch=agent.identity.epoch,
         )
         with contextlib.suppress(asyncio.CancelledError):
             await agent.run(lambda: serve(agent, server, health))

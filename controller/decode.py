@@ -8,9 +8,7 @@ Anything else raises :class:`Junk` with the reason; the caller counts it and car
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -25,13 +23,15 @@ from agent.decode_guard import (
     load_json,
     printable,
 )
+from agent.eventline import event_line
 from agent.events import to_json
+from agent.topics import CT_JSON, CT_PROTOBUF
 from agent.wire import events_pb2
 
 __all__ = ["JSON_TYPE", "PROTO_TYPE", "Batch", "Junk", "decode_batch", "event_line"]
 
-PROTO_TYPE = "application/x-protobuf; proto=ioin.v1.EventBatch"
-JSON_TYPE = "application/json"
+PROTO_TYPE = CT_PROTOBUF
+JSON_TYPE = CT_JSON
 
 
 class Junk(ValueError):
@@ -104,27 +104,3 @@ def _header(host: str, epoch: str, limits: Limits) -> tuple[str, str]:
 def _count(n: int, limits: Limits) -> None:
     if n > limits.max_events:
         raise EventRefused("events", f"has {n} events, over {limits.max_events}")
-
-
-def event_line(ev: Mapping[str, Any]) -> str:
-    """One human line: time, host, seq, hook, direction, port, size, value, VM/vCPU and actions."""
-    when = datetime.fromtimestamp(ev["ts"] // 10**9, UTC).strftime("%H:%M:%S")
-    when += f".{ev['ts'] % 10**9 // 1000:06d}"
-    arrow = "IN " if ev["dir"] == "in" else "OUT"
-    parts = [
-        f"{when} {printable(ev['host'])} #{ev['seq']} {printable(ev['hook_id'])} {arrow}",
-        f"port {ev['port']:#06x}",
-        f"size {ev.get('size') or 1} value {ev.get('value') or 0:#x}",
-        f"vm {ev.get('vm') or 0} vcpu {ev.get('vcpu') or 0}",
-    ]
-    if ev.get("count", 1) != 1 or ev.get("rep"):
-        parts.append(f"count {ev['count']}{' rep' if ev.get('rep') else ''}")
-    if ev.get("rip") is not None:
-        parts.append(f"rip {ev['rip']:#x}")
-    if ev.get("value_set") is not None:
-        parts.append(f"set {ev['value_set']:#x}")
-    if ev.get("skipped"):
-        parts.append("skipped")
-    if ev.get("break_id"):
-        parts.append(f"break {printable(ev['break_id'])}")
-    return " ".join(parts)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # The wire code, the hook language (with the error it raises), value objects, the event form and
-# the batch form (how events travel on the bus), and the limits every consumer of the bus applies.
+# its human line, the batch form (how events travel on the bus), the topic scheme, and the limits
+# every consumer of the bus applies.
 CONTRACT = {
     "agent.wire",
     "agent.hooks.lang",
@@ -17,6 +18,8 @@ CONTRACT = {
     "agent.events",
     "agent.batch",
     "agent.decode_guard",
+    "agent.eventline",
+    "agent.topics",
 }
 
 

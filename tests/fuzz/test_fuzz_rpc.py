@@ -49,11 +49,11 @@ class Served:
         self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
 
     async def _main(self) -> None:
-        from agent.core import Agent
+        from agent.build import build_agent
         from agent.rpc.server import create_server
 
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        async with Agent(self.config) as agent:
+        async with build_agent(self.config) as agent:
             server, self.port, _ = await create_server(agent, self.config.grpc)
             await server.start()
             self._ready.set()
