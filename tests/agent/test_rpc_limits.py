@@ -8,7 +8,7 @@ and are counted.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -17,6 +17,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
 from agent.rpc.limits import LimitInterceptor
+from agent.wire import agent_pb2, agent_pb2_grpc
+from tests.harness import AgentProc
 
 HOLD = "/test.Hold/Hold"  # a unary method that waits until released: holds a call open
 
@@ -103,3 +105,46 @@ async def test_unary_calls_over_the_cap_are_refused_and_counted(
         "streams_active": 0,
         "streams_refused": 0,
     }
+
+
+# -- against a real ioind -------------------------------------------------------------------------
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+@pytest.mark.slow
+async def test_a_real_agent_caps_1000_watch_streams_and_hooks_and_echoes_no_megabyte(
+    agent_factory: Callable[..., AgentProc],
+) -> None:
+    limits = "[limits]\nmax_streams = 16\nmax_hooks = 3\n"
+    a = agent_factory("caps", extra_toml=limits)
+    before = rss_kb(a.pid)
+    async with grpc.aio.insecure_channel(a.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        calls = [health.Watch(health_pb2.HealthCheckRequest()) for _ in range(1000)]
+        firsts = await asyncio.gather(*(c.read() for c in calls), return_exceptions=True)
+        refused = [f for f in firsts if isinstance(f, grpc.aio.AioRpcError)]
+        assert len(refused) == 1000 - 16
+        assert {e.code() for e in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+        agent = agent_pb2_grpc.AgentStub(channel)
+        status = await agent.GetStatus(agent_pb2.GetStatusRequest(), timeout=10)
+        counters = {c.name: c.value for c in status.counters}
+        assert (counters["streams_active"], counters["streams_refused"]) == (16, 984)
+        assert rss_kb(a.pid) - before < 10_000  # before: +25 MB that stayed
+        for c in calls:
+            c.cancel()
+
+        for port in range(3):
+            await agent.SetHook(agent_pb2.SetHookRequest(command=f"!ioin {port}"), timeout=10)
+        with pytest.raises(grpc.aio.AioRpcError) as full:
+            await agent.SetHook(agent_pb2.SetHookRequest(command="!ioin 3"), timeout=10)
+        assert full.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "hook limit reached: the agent holds 3 hooks" in str(full.value.details())
+
+        with pytest.raises(grpc.aio.AioRpcError) as missing:  # overflowed 16 KB of metadata
+            await agent.DisableHook(agent_pb2.HookRef(id="x" * 2**20), timeout=10)
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        assert len(missing.value.details() or "") < 200
