@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,4 +81,31 @@ def test_missing_tls_files_are_named(tmp_path: Path) -> None:
     assert preflight(cfg) == [
         f"grpc.cert: cannot read '{tmp_path}/a.pem': No such file or directory",
         f"grpc.key: cannot read '{tmp_path}/a.key': No such file or directory",
+    ]
+
+
+def run_ioind(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_ioind_on_a_busy_port_or_a_bad_state_dir_exits_with_one_line(
+    tmp_path: Path, busy: int
+) -> None:
+    (tmp_path / "file").write_text("")
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path}/file/state"\n'
+        f'[grpc]\nlisten = "127.0.0.1:{busy}"\ninsecure = true\n'
+    )
+    res = run_ioind(config)
+    assert res.returncode == 1
+    assert res.stderr.splitlines() == [
+        f"ioind: state_dir: cannot write '{tmp_path}/file/state': Not a directory",
+        f"ioind: grpc.listen: cannot listen on 127.0.0.1:{busy}: in use by another process",
     ]
