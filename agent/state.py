@@ -86,8 +86,14 @@ class HookStore:
 
     def put(self, hook: StoredHook) -> None:
         """Write one hook (create or replace); raises StateError if it is not on disk."""
-        row = (hook.spec.id, hook.spec.SerializeToString(deterministic=True), int(hook.enabled))
-        self._write(_PUT, row)
+        self.put_many([hook])
+
+    def put_many(self, hooks: list[StoredHook]) -> None:
+        """Write hooks in one transaction (all or none), in order."""
+        rows = [
+            (h.spec.id, h.spec.SerializeToString(deterministic=True), int(h.enabled)) for h in hooks
+        ]
+        self._write(_PUT, *rows)
 
     def delete(self, hook_id: str) -> None:
         self._write("DELETE FROM hooks WHERE id = ?", (hook_id,))
@@ -97,11 +103,12 @@ class HookStore:
             self._db.close()
             self._db = None
 
-    def _write(self, sql: str, args: tuple[Any, ...]) -> None:
+    def _write(self, sql: str, *rows: tuple[Any, ...]) -> None:
         try:
             db = self._conn()
             with db:  # one transaction: committed, or rolled back and raised
-                db.execute(sql, args)
+                for row in rows:  # (the seq subquery sees each earlier row: not executemany)
+                    db.execute(sql, row)
         except (sqlite3.Error, OSError) as exc:
             raise _state_error(self.path, exc) from None
 
