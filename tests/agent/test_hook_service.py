@@ -106,3 +106,15 @@ def test_an_unreadable_state_file_is_set_aside(tmp_path: Path) -> None:
 def test_an_unreadable_old_state_file_is_not_imported(tmp_path: Path) -> None:
     (tmp_path / "hooks.json").write_text('{"format": 2, "hooks": {}}')
     assert HookStore(tmp_path).load() == []
+
+
+def test_the_store_writes_one_row_per_change_and_keeps_the_set_order(tmp_path: Path) -> None:
+    store = HookStore(tmp_path)
+    a, b = parse("!ioin 70", hook_id="a"), parse("!ioin 71", hook_id="b")
+    store.put_many([StoredHook(a, True), StoredHook(b, True)])
+    store.put(StoredHook(a, False))  # only the flag: keeps its place
+    assert [(h.spec.id, h.enabled) for h in store.load()] == [("a", False), ("b", True)]
+    store.put(StoredHook(parse("!ioin 72", hook_id="a"), True))  # a new spec: now the newest
+    store.delete("b")
+    store.close()
+    assert [(h.spec.id, h.spec.port) for h in HookStore(tmp_path).load()] == [("a", 0x72)]
