@@ -84,7 +84,7 @@ class Agent:
 
     def list_hooks(self, page_size: int, page_token: str) -> agent_pb2.ListHooksResponse:
         """One page of the hooks, in id order (``agent.rpc.paging``)."""
-        return list_page(self._hooks.hooks(), page_size, page_token)
+        return list_page(self._hooks.table, page_size, page_token)
 
     # -- breaks and VMs (the backend) -----------------------------------------------------
 

@@ -141,6 +141,10 @@ class HookTable:
             )
         )
 
+    def ids(self) -> list[str]:
+        """Every hook's id (no message built: ListHooks pages sort these)."""
+        return list(self._entries)
+
     def check_room(self, hook_id: str) -> None:
         """Raise :class:`HookLimitError` if setting ``hook_id`` would be one hook too many."""
         if hook_id not in self._entries and len(self._entries) >= self.max_hooks:

@@ -11,9 +11,11 @@ the client refused them.)
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 
 from agent.errors import BadRequest
+from agent.hooks.table import HookTable
 from agent.model import SHOWN_ID, printable
 from agent.wire import agent_pb2, hooks_pb2
 
@@ -40,20 +42,19 @@ def bounded(
     return kept, omitted
 
 
-def list_page(
-    hooks: Iterable[hooks_pb2.Hook], page_size: int, token: str
-) -> agent_pb2.ListHooksResponse:
-    """The page of ``hooks`` (any order) after ``token`` (a ListHooksRequest's fields)."""
+def list_page(table: HookTable, page_size: int, token: str) -> agent_pb2.ListHooksResponse:
+    """The page of ``table``'s hooks after ``token`` (a ListHooksRequest's fields): the ids are
+    sorted, and only the page's hooks are built as messages."""
     if len(token) > _MAX_TOKEN:
         shown = printable(token, SHOWN_ID)
         raise BadRequest("page_token", f"'{shown}' is not a hook id")
     size = min(page_size or DEFAULT_PAGE, MAX_PAGE)
-    ordered = sorted(hooks, key=lambda h: h.spec.id)
-    after = [h for h in ordered if h.spec.id > token] if token else ordered
-    page, omitted = bounded(after[:size])
+    ids = sorted(table.ids())
+    after = ids[bisect.bisect_right(ids, token) :] if token else ids
+    page, omitted = bounded(table.get(i) for i in after[:size])
     more = omitted > 0 or len(after) > size
     return agent_pb2.ListHooksResponse(
         hooks=page,
         next_page_token=page[-1].spec.id if more and page else "",
-        total=len(ordered),
+        total=len(ids),
     )
