@@ -114,7 +114,7 @@ class AgentStatus:
     def status(self) -> agent_pb2.Status:
         """The agent's report; at most ``MAX_PAGE_BYTES`` of hooks (ListHooks pages them all)."""
         me = self.identity
-        hooks, omitted = bounded(self._table)
+        hooks, omitted = bounded(iter(self._table), len(self._table))
         return agent_pb2.Status(
             version=__version__,
             host=me.host,

@@ -28,18 +28,18 @@ _MAX_TOKEN = 64  # a hook id's longest form
 
 
 def bounded(
-    hooks: Iterable[hooks_pb2.Hook], limit: int = MAX_PAGE_BYTES
+    hooks: Iterable[hooks_pb2.Hook], total: int, limit: int = MAX_PAGE_BYTES
 ) -> tuple[list[hooks_pb2.Hook], int]:
-    """The leading hooks that fit in ``limit`` bytes (at least one), and how many were left."""
+    """The leading hooks (of ``total``) that fit in ``limit`` bytes, at least one, and how many
+    were left out; the hooks past the bound are not even drawn from ``hooks``."""
     kept: list[hooks_pb2.Hook] = []
-    size, omitted = 0, 0
+    size = 0
     for hook in hooks:
         size += hook.ByteSize() + 8  # field tag and length prefix, generously
-        if kept and (omitted or size > limit):
-            omitted += 1
-        else:
-            kept.append(hook)
-    return kept, omitted
+        if kept and size > limit:
+            break
+        kept.append(hook)
+    return kept, total - len(kept)
 
 
 def list_page(table: HookTable, page_size: int, token: str) -> agent_pb2.ListHooksResponse:
@@ -51,7 +51,8 @@ def list_page(table: HookTable, page_size: int, token: str) -> agent_pb2.ListHoo
     size = min(page_size or DEFAULT_PAGE, MAX_PAGE)
     ids = sorted(table.ids())
     after = ids[bisect.bisect_right(ids, token) :] if token else ids
-    page, omitted = bounded(table.get(i) for i in after[:size])
+    chosen = after[:size]
+    page, omitted = bounded((table.get(i) for i in chosen), len(chosen))
     more = omitted > 0 or len(after) > size
     return agent_pb2.ListHooksResponse(
         hooks=page,

@@ -44,7 +44,7 @@ def test_big_hooks_are_paged_by_bytes_under_the_client_limit() -> None:
     got = pages(t)
     assert all(p.ByteSize() <= MAX_PAGE_BYTES + 200_000 for p in got)
     assert sum(len(p.hooks) for p in got) == 18
-    kept, omitted = bounded(t)
+    kept, omitted = bounded(iter(t), len(t))
     assert (len(kept) + omitted, omitted > 0) == (18, True)
 
 
