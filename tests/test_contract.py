@@ -10,7 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # The wire code, the hook language (with the error it raises), value objects, the event form and
-# its human line, the batch form (how events travel on the bus) and the topic scheme.
+# its human line, the batch form (how events travel on the bus), the topic scheme, and the limits
+# every consumer of the bus applies.
 CONTRACT = {
     "agent.wire",
     "agent.hooks.lang",
@@ -20,6 +21,7 @@ CONTRACT = {
     "agent.model",
     "agent.events",
     "agent.batch",
+    "agent.decode_guard",
     "agent.eventline",
     "agent.topics",
 }

@@ -18,6 +18,7 @@ from grpc_health.v1._async import HealthServicer
 from agent.config import GrpcConfig
 from agent.core import Agent
 from agent.errors import ConfigError
+from agent.preflight import listen_problem
 from agent.rpc.errors import ErrorInterceptor
 from agent.wire import agent_pb2, agent_pb2_grpc, hooks_pb2
 
@@ -54,7 +55,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
     async def ListHooks(
         self, request: agent_pb2.ListHooksRequest, context: Ctx
     ) -> agent_pb2.ListHooksResponse:
-        return agent_pb2.ListHooksResponse(hooks=self._agent.list_hooks())
+        return self._agent.list_hooks(request.page_size, request.page_token)
 
     async def EnableHook(self, request: agent_pb2.HookRef, context: Ctx) -> hooks_pb2.Hook:
         return self._agent.enable_hook(request.id, True)
@@ -103,19 +104,24 @@ async def create_server(
     agent: Agent, config: GrpcConfig
 ) -> tuple[grpc.aio.Server, int, HealthServicer]:
     """A started-ready (bound, not yet started) server, its port, and its health servicer."""
-    server = grpc.aio.server(interceptors=[ErrorInterceptor()])
+    # The caps first: a call over them is refused before it is logged or handled.
+    server = grpc.aio.server(interceptors=[agent.call_limits, ErrorInterceptor()])
     agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(agent), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     for name in ("", SERVICE):
         await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     creds = _credentials(config)
-    if creds is None:
-        port = server.add_insecure_port(config.listen)
-    else:
-        port = server.add_secure_port(config.listen, creds)
+    try:
+        if creds is None:
+            port = server.add_insecure_port(config.listen)
+        else:
+            port = server.add_secure_port(config.listen, creds)
+    except RuntimeError:  # grpc's "Failed to bind": a port taken since the preflight check
+        port = 0
     if port == 0:
-        raise ConfigError(f"grpc.listen: cannot bind '{config.listen}'")
+        why = listen_problem("grpc.listen", config.listen)
+        raise ConfigError(why or f"grpc.listen: cannot listen on {config.listen}")
     return server, port, health
 
 
