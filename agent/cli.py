@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import structlog
 import typer
 
-from agent.config import AgentConfig, VmConfig, advertised_address, load_config
+from agent.config import AgentConfig, VmConfig, advertised_address, load_config, with_overrides
 from agent.errors import AgentError, ConfigError, HookSyntaxError
 from agent.model import check_label
 
@@ -64,7 +64,8 @@ def run(
         return
     try:
         base = load_config(config)
-        cfg = base.with_overrides(
+        cfg = with_overrides(
+            base,
             host=host,
             backend=backend,
             state_dir=state_dir,
@@ -183,7 +184,8 @@ def local(
         raise typer.Exit(1)
     try:
         # local never listens: the gRPC security settings do not apply
-        cfg = load_config(config).with_overrides(
+        cfg = with_overrides(
+            load_config(config),
             backend=backend,
             sim__rate=sim_rate,
             grpc__insecure=True,
@@ -203,8 +205,8 @@ def local(
                 vcpus=vcpus,
                 mem_mib=mem_mib,
             )
-            cfg = cfg.with_overrides(kvm=_with_vm(cfg, vm))
-        _setup(cfg.with_overrides(log_level="warning"))
+            cfg = with_overrides(cfg, kvm=_with_vm(cfg, vm))
+        _setup(with_overrides(cfg, log_level="warning"))
         asyncio.run(run_local(cfg, hook, output=output, seconds=seconds))
     except HookSyntaxError as exc:
         raise _fail(exc, 2) from None

@@ -18,7 +18,7 @@ from typing import TextIO
 
 from agent.build import build_local
 from agent.columns import Block
-from agent.config import AgentConfig
+from agent.config import AgentConfig, with_overrides
 from agent.eventline import event_line
 from agent.events import Event, to_json
 from agent.hooks.lang import parse
@@ -72,7 +72,7 @@ async def run_local(
     """Run until ``seconds`` pass (or forever); returns the number of events printed."""
     for command in commands:
         parse(command)  # HookSyntaxError before anything starts
-    config = config.with_overrides(mqtt__batch_ms=min(config.mqtt.batch_ms, 20))
+    config = with_overrides(config, mqtt__batch_ms=min(config.mqtt.batch_ms, 20))
     printer = LocalPrinter(Identity.new(config.host), output, out, err)
     runtime = build_local(config, printer)
     async with runtime:

@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from agent.errors import HookSyntaxError
+from agent.hooks.render import canonical, spec_to_json
 from agent.hooks.validate import BURST_NEEDS_RATE, check_combinations
 from agent.model import MAX_PORT, check_id
 from agent.script import ScriptError, compile_condition, compile_script
@@ -72,7 +73,6 @@ _CHOICES = {  # keyword: (accepted values, what HyperDbg's error calls it)
 _BLOCKS = ("condition", "script", "code", "output")
 _KEYWORDS = {*_NUMBERS, *_CHOICES, *_BLOCKS, "break"}
 _STAGES = {"pre": _PRE, "post": _POST, "all": _ALL}
-_STAGE_NAMES = {v: k for k, v in _STAGES.items()}
 
 _SKIP = re.compile(r"\s+|//[^\n]*|/\*.*?\*/", re.DOTALL)
 _WORD = re.compile(r"(?:[^\s{}/]|/(?![/*]))+")
@@ -295,76 +295,3 @@ def _hook_id(spec: hooks_pb2.HookSpec, hook_id: str | None) -> str:
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
     port = f"{spec.port:x}" if spec.HasField("port") else "all"
     return f"{'in' if spec.direction == _IN else 'out'}-{port}-{digest}"
-
-
-# -- rendering --------------------------------------------------------------------------------
-
-
-def canonical(spec: hooks_pb2.HookSpec) -> str:
-    """The normalized command text: every value in lower-case hex, options in a fixed order,
-    defaults left out (``!ioin 3f8 core 1 stage post``). Parsing it gives ``spec`` back."""
-    verbs = {_IN: "!ioin", _OUT: "!ioout"}
-    if spec.direction not in verbs:
-        raise ValueError(f"hook {spec.id!r}: direction must be IN or OUT")
-    burst = f" burst {spec.burst:x}" if spec.burst != spec.rate else ""
-    blocks = [(name, getattr(spec, name)) for name in _BLOCKS[:3]]
-    blocks.append(("output", ", ".join(spec.output)))
-    words = [
-        (True, verbs[spec.direction]),
-        (spec.HasField("port"), f"{spec.port:x}"),
-        (spec.HasField("pid"), f"pid {spec.pid:x}"),
-        (spec.HasField("core"), f"core {spec.core:x}"),
-        (spec.stage in (_POST, _ALL), f"stage {_STAGE_NAMES.get(spec.stage)}"),
-        (spec.short_circuit, "sc on"),
-        (not spec.immediate, "imm no"),
-        (spec.HasField("buffer"), f"buffer {spec.buffer:x}"),
-        (spec.break_, "break"),
-        (spec.HasField("set_value"), f"set {spec.set_value:x}"),
-        (spec.rate or spec.burst, f"rate {spec.rate:x}{burst}"),
-        *((bool(text), f"{name} {{ {_escape(text)} }}") for name, text in blocks),
-    ]
-    return " ".join(text for present, text in words if present)
-
-
-def _escape(text: str) -> str:
-    """Write block text so it reads back the same: braces stay bare where they pair up (and no
-    backslash precedes them), every other brace is escaped."""
-    bare: set[int] = set()
-    opened: list[int] = []
-    for i, char in enumerate(text):
-        if char not in "{}" or text[i - 1 : i] == "\\":
-            continue
-        if char == "{":
-            opened.append(i)
-        elif opened:
-            bare.update((opened.pop(), i))
-    return "".join("\\" + c if c in "{}" and i not in bare else c for i, c in enumerate(text))
-
-
-def spec_to_json(spec: hooks_pb2.HookSpec) -> dict[str, object]:
-    """The spec as plain JSON values, for ``ioinctl explain`` (absent numbers are ``None``)."""
-
-    def optional(name: str) -> int | None:
-        return getattr(spec, name) if spec.HasField(name) else None  # type: ignore[arg-type]
-
-    return {
-        "id": spec.id,
-        "direction": {_IN: "in", _OUT: "out"}.get(spec.direction, "unspecified"),
-        "port": optional("port"),
-        "pid": optional("pid"),
-        "core": optional("core"),
-        "stage": _STAGE_NAMES.get(spec.stage, "pre"),
-        "short_circuit": spec.short_circuit,
-        "immediate": spec.immediate,
-        "buffer": optional("buffer"),
-        "condition": spec.condition,
-        "script": spec.script,
-        "code": spec.code,
-        "output": list(spec.output),
-        "break": spec.break_,
-        "set_value": optional("set_value"),
-        "rate": spec.rate,
-        "burst": spec.burst,
-        "command": spec.command,
-        "canonical": canonical(spec),
-    }
