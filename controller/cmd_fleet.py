@@ -6,7 +6,6 @@ Like :mod:`controller.cmd_hooks`: parse → ``asyncio.run`` → render, returnin
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,19 +14,12 @@ from agent.wire import agent_pb2
 from controller import views
 from controller.client import exit_code
 from controller.errors import InventoryError, UsageError
-from controller.inventory import Host, Inventory, load_inventory, split_address
+from controller.fanout import Targets
+from controller.inventory import split_address
 from controller.options import (
-    CaOpt,
-    CertOpt,
     FleetOptions,
-    InsecureOpt,
-    InventoryOpt,
-    KeyOpt,
-    OutputOpt,
-    TimeoutOpt,
     fleet_command,
     number,
-    targets_for,
 )
 from controller.render import Output, Report
 from controller.run import execute, gather
@@ -59,27 +51,24 @@ def status(
     return exit_code(gather(replace(t, hosts=chosen[:1]), lambda _: fn, report, idempotent=True))
 
 
+@fleet_command()
 def resume(
-    host: Annotated[str, typer.Argument(help="Agent: its inventory name, or HOST:PORT.")],
+    host: Annotated[
+        str, typer.Argument(help="Agent: HOST:PORT, or its name among the agents selected.")
+    ],
     break_id: Annotated[str, typer.Argument(help="Break id (from the breaks topic).")],
     value: Annotated[
         str | None, typer.Option("--value", help="Value the IN reads / the OUT writes (0x.. ok).")
     ] = None,
-    inventory: InventoryOpt = None,
-    timeout: TimeoutOpt = None,
-    ca: CaOpt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-    insecure: InsecureOpt = False,
-    output: OutputOpt = Output.TABLE,
+    *,
+    fleet: FleetOptions,
 ) -> int:
-    """Continue a vCPU paused by a ``break`` hook."""
-    inv = _one_host(host, inventory)
-    t = targets_for(inv, timeout, ca=ca, cert=cert, key=key, insecure=insecure)
+    """Continue a vCPU paused by a ``break`` hook (on the one agent that paused it)."""
     request = agent_pb2.ResumeRequest(break_id=break_id)
     if value is not None:
         request.value = number("--value", value, 0xFFFF_FFFF)
-    report = Report("resume", views.RESUME, output)
+    t = _one_host(host, fleet)
+    report = Report("resume", views.RESUME, fleet.output)
     fn = lambda s, d: s.Resume(request, timeout=d)  # noqa: E731
     return exit_code(gather(t, lambda _: fn, report, about=("break", break_id)))
 
@@ -133,16 +122,19 @@ def vm_stop(
     return execute("vm stop", fleet, fn, views.VM, about=("vm", str(vm_id)))
 
 
-def _one_host(host: str, inventory: Path | None) -> Inventory:
-    """The inventory entry named ``host`` (by name or address), or ``host`` as an address."""
-    if inventory is None:
+def _one_host(host: str, fleet: FleetOptions) -> Targets:
+    """``host`` among the agents ``fleet`` selects (by name or address); with no agents given,
+    ``host`` itself as an address."""
+    if fleet.hosts is None and fleet.inventory is None and not fleet.discover:
         try:
             split_address(host)
         except ValueError as e:
             raise UsageError(f"HOST: {e} (or give --inventory to use names)") from None
-        return Inventory((Host(host, host),), "HOST")
-    inv = load_inventory(inventory)
-    found = [h for h in inv.hosts if host in (h.name, h.address)]
+        return replace(fleet, hosts=host).targets()
+    t = fleet.targets()
+    found = [h for h in t.hosts if host in (h.name, h.address)]
+    if not found and fleet.inventory is not None:
+        raise InventoryError(str(fleet.inventory), host, "no agent with that name or address")
     if not found:
-        raise InventoryError(str(inventory), host, "no agent with that name or address")
-    return Inventory((found[0],), inv.source, inv.defaults)
+        raise UsageError(f"HOST: no agent named or at '{host}' among {len(t.hosts)} selected")
+    return replace(t, hosts=found[:1])
