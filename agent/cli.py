@@ -9,8 +9,9 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import structlog
 import typer
@@ -36,6 +37,14 @@ def _fail(exc: AgentError, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _version(show: bool) -> None:
+    if show:
+        from agent import __version__
+
+        typer.echo(f"ioind {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback(invoke_without_command=True)
 def run(
     ctx: typer.Context,
@@ -50,44 +59,70 @@ def run(
     sim_rate: Annotated[float | None, typer.Option(help="sim accesses per second")] = None,
     tracefs: TracefsOpt = None,
     trace_buffer_kib: TraceBufferOpt = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_version, help="print the version"),
+    ] = False,
 ) -> None:
-    """Run the agent (gRPC service, backend, MQTT publisher) until SIGTERM / Ctrl-C."""
+    """Run the agent (gRPC service, backend, MQTT publisher) until SIGTERM / Ctrl-C.
+
+    SIGHUP reloads the config file (log level, its hooks, TLS material); see agent.reload.
+    """
     if ctx.invoked_subcommand is not None:
         return
+    flags = {
+        "host": host,
+        "backend": backend,
+        "state_dir": state_dir,
+        "grpc__listen": listen,
+        "grpc__insecure": insecure,
+        "mqtt__host": mqtt_host,
+        "mqtt__port": mqtt_port,
+        "sim__rate": sim_rate,
+        "kvm_trace__tracefs": tracefs,
+        "kvm_trace__buffer_kib": trace_buffer_kib,
+    }
+
+    def load() -> AgentConfig:  # again on every reload: the file, then the same flags on top
+        return load_config(config).with_overrides(**flags)
+
     try:
-        cfg = load_config(config).with_overrides(
-            host=host,
-            backend=backend,
-            state_dir=state_dir,
-            grpc__listen=listen,
-            grpc__insecure=insecure,
-            mqtt__host=mqtt_host,
-            mqtt__port=mqtt_port,
-            sim__rate=sim_rate,
-            kvm_trace__tracefs=tracefs,
-            kvm_trace__buffer_kib=trace_buffer_kib,
-        )
+        cfg = load()
         _setup(cfg)
-        asyncio.run(_serve(cfg))
+        asyncio.run(_serve(cfg, load))
     except AgentError as exc:
         raise _fail(exc) from None
 
 
-def _setup(cfg: AgentConfig) -> None:
+def _setup(cfg: AgentConfig, stream: TextIO | None = None) -> None:
     from agent.logs import setup_logging
 
-    setup_logging(cfg.log_level)
+    setup_logging(cfg.log_level, stream)
 
 
-async def _serve(cfg: AgentConfig) -> None:
+async def _serve(cfg: AgentConfig, load: Callable[[], AgentConfig]) -> None:
     from agent.core import Agent
+    from agent.reload import Reloader
     from agent.rpc.server import create_server, serve
+    from agent.rpc.tls import ServerTls
+    from agent.sdnotify import Notifier, watchdog_interval
+    from agent.supervisor import Supervisor, agent_status, all_set
 
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    notifier, watchdog_s = Notifier.from_env(), watchdog_interval()
     async with Agent(cfg) as agent:
-        server, port, health = await create_server(agent, cfg.grpc)
+        tls = None if cfg.grpc.insecure else ServerTls(cfg.grpc)
+        server, port, health = await create_server(agent, cfg.grpc, tls)
+        supervisor = Supervisor(
+            notifier,
+            status=lambda: agent_status(agent),
+            healthy=agent.backend_ready.is_set,
+            watchdog_s=watchdog_s,
+        )
+        reloader = Reloader(agent, load, supervisor, tls)
+        listening = asyncio.Event()
         if cfg.metrics.listen:
             from agent.metrics import serve_metrics
 
@@ -101,7 +136,11 @@ async def _serve(cfg: AgentConfig) -> None:
             epoch=agent.epoch,
         )
         with contextlib.suppress(asyncio.CancelledError):
-            await agent.run(lambda: serve(agent, server, health))
+            await agent.run(
+                lambda: serve(agent, server, health, listening),
+                lambda: supervisor.run(all_set(listening, agent.backend_ready)),
+                reloader.run,
+            )
         log.info("agent-stopped", host=cfg.host)
 
 
@@ -167,7 +206,7 @@ def local(
                 mem_mib=mem_mib,
             )
             cfg = cfg.with_overrides(kvm=_with_vm(cfg, vm))
-        _setup(cfg.with_overrides(log_level="warning"))
+        _setup(cfg.with_overrides(log_level="warning"), sys.stderr)  # stdout carries events
         asyncio.run(run_local(cfg, hook, output=output, seconds=seconds))
     except HookSyntaxError as exc:
         raise _fail(exc, 2) from None

@@ -8,7 +8,6 @@ with the bound port; ``serve`` runs it until cancelled. The servicer only transl
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -19,6 +18,7 @@ from agent.config import GrpcConfig
 from agent.core import Agent
 from agent.errors import ConfigError, NotFoundError
 from agent.rpc.errors import ErrorInterceptor
+from agent.rpc.tls import ServerTls
 from agent.wire import agent_pb2, agent_pb2_grpc, hooks_pb2
 
 __all__ = ["SERVICE", "AgentServicer", "create_server", "serve"]
@@ -86,46 +86,44 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         return agent_pb2.ListVmsResponse(vms=list(self._agent.backend.list_vms()))
 
 
-def _credentials(config: GrpcConfig) -> grpc.ServerCredentials | None:
-    """Mutual TLS unless ``insecure`` (then ``None``: a plain port)."""
-    if config.insecure:
-        return None
-    try:
-        key, cert, ca = (Path(p).read_bytes() for p in (config.key, config.cert, config.ca))
-    except OSError as exc:
-        raise ConfigError(f"grpc: cannot read {exc.filename}: {exc.strerror}") from None
-    return grpc.ssl_server_credentials(
-        [(key, cert)], root_certificates=ca, require_client_auth=True
-    )
-
-
 async def create_server(
-    agent: Agent, config: GrpcConfig
+    agent: Agent, config: GrpcConfig, tls: ServerTls | None = None
 ) -> tuple[grpc.aio.Server, int, HealthServicer]:
-    """A started-ready (bound, not yet started) server, its port, and its health servicer."""
+    """A started-ready (bound, not yet started) server, its port, and its health servicer.
+
+    Mutual TLS unless ``config.insecure``; pass ``tls`` to keep the handle a reload uses.
+    """
     server = grpc.aio.server(interceptors=[ErrorInterceptor()])
     agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(agent), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     for name in ("", SERVICE):
         await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    creds = _credentials(config)
-    if creds is None:
+    if config.insecure:
         port = server.add_insecure_port(config.listen)
     else:
-        port = server.add_secure_port(config.listen, creds)
+        port = server.add_secure_port(config.listen, (tls or ServerTls(config)).credentials())
     if port == 0:
         raise ConfigError(f"grpc.listen: cannot bind '{config.listen}'")
     return server, port, health
 
 
-async def serve(agent: Agent, server: grpc.aio.Server, health: HealthServicer) -> None:
+async def serve(
+    agent: Agent,
+    server: grpc.aio.Server,
+    health: HealthServicer,
+    started: asyncio.Event | None = None,
+) -> None:
     """Run ``server`` until cancelled, keeping health in step with the agent.
+
+    ``started`` is set once the server accepts connections (readiness for systemd).
 
     ``ioin.v1.Agent`` (and the overall ``""``) is SERVING while the backend is producing and the
     broker is connected, NOT_SERVING otherwise (checked every half second).
     """
     await server.start()
+    if started is not None:
+        started.set()
     serving: bool | None = None
     try:
         while True:
