@@ -61,12 +61,20 @@ class NotifySocket:
         self.sock.close()
 
 
-def write_config(workdir: Path, port: int, broker_port: int, extra: str = "") -> Path:
-    """A sim agent config: plain gRPC on ``port``, the broker on ``broker_port``."""
+def write_config(
+    workdir: Path, port: int, broker_port: int, extra: str = "", tls: Path | None = None
+) -> Path:
+    """A sim agent config: gRPC on ``port`` (plain, or mutual TLS with ``tls``/ca.pem,
+    server.pem, server.key), the broker on ``broker_port``, ``extra`` top-level keys."""
     config = workdir / "agent.toml"
+    security = (
+        f'cert = "{tls}/server.pem"\nkey = "{tls}/server.key"\nca = "{tls}/ca.pem"\n'
+        if tls
+        else "insecure = true\n"
+    )
     config.write_text(
         f'host = "svc"\nbackend = "sim"\nstate_dir = "{workdir / "state"}"\n{extra}'
-        f'[grpc]\nlisten = "127.0.0.1:{port}"\ninsecure = true\n'
+        f'[grpc]\nlisten = "127.0.0.1:{port}"\n{security}'
         f'[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\nbatch_ms = 20\n'
         "[sim]\nrate = 2000\n"
     )
