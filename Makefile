@@ -22,6 +22,7 @@ check: bootstrap
 	$(VENV)/bin/ruff check $(SRC)
 	$(VENV)/bin/ruff format --check $(SRC)
 	$(VENV)/bin/mypy
+	@tools/check_units.sh
 
 fmt: bootstrap
 	$(VENV)/bin/ruff check --fix $(SRC)

@@ -11,6 +11,7 @@ command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
 [ -f /usr/share/seabios/bios.bin ] || need+=(seabios)
 command -v as >/dev/null 2>&1 || need+=(binutils)
 command -v cc >/dev/null 2>&1 || need+=(gcc)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)  # make check verifies deploy/*.service
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "bootstrap: missing Debian packages: ${need[*]} (run as root, or apt-get install them)" >&2
