@@ -154,6 +154,24 @@ def check_config(path: Annotated[Path, typer.Argument(help="agent TOML file")]) 
     typer.echo(f"{path}: ok (host {cfg.host}, backend {cfg.backend})")
 
 
+@app.command("health")
+def health(
+    config: Annotated[Path, typer.Option("--config", "-c", help="the agent's TOML file")],
+    wait: Annotated[float, typer.Option(help="seconds to wait for SERVING")] = 0.0,
+) -> None:
+    """Exit 0 once the agent running with CONFIG reports gRPC health SERVING, else 1."""
+    from agent.probe import wait_serving
+
+    try:
+        status = wait_serving(load_config(config), wait)
+    except AgentError as exc:
+        raise _fail(exc) from None
+    if status != "SERVING":
+        typer.echo(f"ioind: health: {status} (after {wait:g} s)", err=True)
+        raise typer.Exit(1)
+    typer.echo("SERVING")
+
+
 @app.command("local")
 def local(
     hook: Annotated[list[str], typer.Option("--hook", help="!ioin / !ioout command (repeatable)")],

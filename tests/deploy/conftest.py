@@ -2,13 +2,52 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.deploy.service import NotifySocket, ServiceProc, write_config
 from tests.harness import Broker, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Dist:
+    """What ``python -m build`` made, and a wheelhouse with the wheel's dependencies."""
+
+    sdist: Path
+    wheel: Path
+    wheelhouse: Path
+
+
+def run(*cmd: str | Path, cwd: Path = REPO, timeout: float = 110) -> str:
+    done = subprocess.run(
+        [str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, f"{cmd}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Dist:
+    """sdist, then the wheel built from it (as ``python -m build`` does), once per session.
+
+    ``--no-isolation``: the dev venv has the build requirements, and the session has no time
+    for a fresh build environment. The wheelhouse comes from pip's cache, so that the installs
+    into fresh venvs run with ``--no-index``.
+    """
+    out = tmp_path_factory.mktemp("dist")
+    run(sys.executable, "-m", "build", "--no-isolation", "--outdir", out, ".")
+    (sdist,) = out.glob("*.tar.gz")
+    (wheel,) = out.glob("*.whl")
+    house = out / "wheelhouse"
+    run(sys.executable, "-m", "pip", "wheel", "-q", "-w", house, wheel)
+    return Dist(sdist, wheel, house)
 
 
 @pytest.fixture

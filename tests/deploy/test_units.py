@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.deploy.role import render
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 
@@ -70,3 +72,8 @@ def test_the_scores_in_the_comments_are_the_ones_systemd_analyze_gives(tmp_path:
     lines = (DEPLOY / "ioind-kvm-trace.conf").read_text().splitlines()
     comment = " ".join(line.removeprefix("#").strip() for line in lines if line.startswith("#"))
     assert f"with this drop-in {trace} OK, against {base} for the unit alone" in comment
+
+
+def test_deploy_units_are_the_role_templates_rendered_with_its_defaults() -> None:
+    assert (DEPLOY / "ioind.service").read_text() == render("ioind.service.j2")
+    assert (DEPLOY / "ioind-kvm-trace.conf").read_text() == render("kvm-trace.conf.j2")
