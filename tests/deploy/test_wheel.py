@@ -19,6 +19,8 @@ from tests.deploy.conftest import Dist, run
 
 pytestmark = pytest.mark.slow
 
+KVM = "agent/backends/kvm"
+
 
 @dataclass(frozen=True)
 class Installed:
@@ -46,19 +48,19 @@ def test_build_gives_an_sdist_and_a_platform_wheel_with_the_fast_path_and_guests
 ) -> None:
     assert dist.wheel.name.endswith("-cp311-cp311-linux_x86_64.whl"), dist.wheel.name
     names = set(zipfile.ZipFile(dist.wheel).namelist())
-    assert "agent/backends/kvm/_fastpath.so" in names
+    assert f"{KVM}/_fastpath.so" in names
     for guest in ("serial", "cmos", "string_in", "two_vcpu", "clock"):
-        assert {f"agent/backends/kvm/guests/{guest}.bin", f"agent/backends/kvm/guests/{guest}.S"} <= names
+        assert {f"{KVM}/guests/{guest}.bin", f"{KVM}/guests/{guest}.S"} <= names
     with tarfile.open(dist.sdist) as sdist:
         files = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
-    assert {"setup.py", "agent/backends/kvm/fastpath.c", "agent/backends/kvm/guests/serial.S"} <= files
+    assert {"setup.py", f"{KVM}/fastpath.c", f"{KVM}/guests/serial.S"} <= files
     assert not [f for f in files if f.endswith((".so", ".bin"))]  # built from source, not shipped
 
 
 def test_the_installed_package_imports_nothing_from_the_checkout(installed: Installed) -> None:
     where = installed.run("python", "-c", "import agent, controller; print(agent.__file__)")
     assert where.startswith(str(installed.site)), where
-    paths = json.loads(installed.run("python", "-c", "import json, sys; print(json.dumps(sys.path))"))
+    paths = json.loads(installed.run("python", "-c", "import json,sys; print(json.dumps(sys.path))"))
     checkout = str(Path(__file__).resolve().parents[2])
     assert not [p for p in paths if p.startswith(checkout)]
 
@@ -72,7 +74,9 @@ def test_versions_and_explain_work_from_the_wheel(installed: Installed) -> None:
 
 def test_the_installed_fast_path_loads_without_compiling_or_writing(installed: Installed) -> None:
     before = sorted(p.name for p in (installed.site / "agent/backends/kvm").iterdir())
-    probe = "from agent.backends.kvm import fast; lib, why = fast.load(); print(fast.CHECKOUT, lib is not None, why)"
-    env_without_cc = installed.run("python", "-c", f"import os; os.environ['CC'] = '/nonexistent'; {probe}")
-    assert env_without_cc.split() == ["False", "True"]  # loaded, no reason
+    probe = (
+        "import os; os.environ['CC'] = '/nonexistent'; from agent.backends.kvm import fast; "
+        "lib, why = fast.load(); print(fast.CHECKOUT, lib is not None, why)"
+    )
+    assert installed.run("python", "-c", probe).split() == ["False", "True"]  # loaded, no reason
     assert sorted(p.name for p in (installed.site / "agent/backends/kvm").iterdir()) == before
