@@ -60,7 +60,8 @@ def test_build_gives_an_sdist_and_a_platform_wheel_with_the_fast_path_and_guests
 def test_the_installed_package_imports_nothing_from_the_checkout(installed: Installed) -> None:
     where = installed.run("python", "-c", "import agent, controller; print(agent.__file__)")
     assert where.startswith(str(installed.site)), where
-    paths = json.loads(installed.run("python", "-c", "import json,sys; print(json.dumps(sys.path))"))
+    sys_path = installed.run("python", "-c", "import json, sys; print(json.dumps(sys.path))")
+    paths = json.loads(sys_path)
     checkout = str(Path(__file__).resolve().parents[2])
     assert not [p for p in paths if p.startswith(checkout)]
 
