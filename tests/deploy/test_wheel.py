@@ -37,7 +37,7 @@ def installed(dist: Dist, tmp_path_factory: pytest.TempPathFactory) -> Installed
     root = tmp_path_factory.mktemp("installed")
     venv = root / "venv"
     run(sys.executable, "-m", "venv", venv, cwd=root)
-    pip: list[str | Path] = [venv / "bin/python", "-m", "pip", "install", "-q"]
+    pip: list[str | Path] = [venv / "bin/python", "-m", "pip", "install", "-q", "--no-compile"]
     run(*pip, "--no-index", "--find-links", dist.wheelhouse, dist.wheel, cwd=root)
     site = Path(run(venv / "bin/python", "-c", "import agent; print(agent.__file__)", cwd=root))
     return Installed(venv, site.parent.parent, root)
