@@ -88,13 +88,17 @@ class Supervisor:
                 self._shown = text
 
     async def _watchdog(self, period: float) -> None:
+        was_healthy = True
         while True:
-            if self._healthy():
+            healthy = self._healthy()
+            if healthy:
                 self.notifier.watchdog()
                 self.pings += 1
             else:
                 self.pings_withheld += 1
-                log.warning("watchdog-withheld", reason="backend not healthy")
+            if healthy != was_healthy:  # logged on the change, not every period
+                log.warning("watchdog-" + ("resumed" if healthy else "withheld"))
+                was_healthy = healthy
             await asyncio.sleep(period)
 
 
