@@ -101,44 +101,44 @@ def _setup(cfg: AgentConfig, stream: TextIO | None = None) -> None:
 
 
 async def _serve(cfg: AgentConfig, load: Callable[[], AgentConfig]) -> None:
-    from agent.core import Agent
+    from agent.build import build_agent
     from agent.reload import Reloader
     from agent.rpc.server import create_server, serve
     from agent.rpc.tls import ServerTls
     from agent.sdnotify import Notifier, watchdog_interval
-    from agent.supervisor import Supervisor, agent_status, all_set
+    from agent.supervisor import Supervisor, all_set, status_line
 
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     notifier, watchdog_s = Notifier.from_env(), watchdog_interval()
-    async with Agent(cfg) as agent:
+    async with build_agent(cfg) as agent:
         tls = None if cfg.grpc.insecure else ServerTls(cfg.grpc)
         server, port, health = await create_server(agent, cfg.grpc, tls)
         supervisor = Supervisor(
             notifier,
-            status=lambda: agent_status(agent),
-            healthy=agent.backend_ready.is_set,
+            status=lambda: status_line(agent.status()),
+            healthy=agent.producing.is_set,
             watchdog_s=watchdog_s,
         )
-        reloader = Reloader(agent, load, supervisor, tls)
+        reloader = Reloader(agent, cfg, load, supervisor, tls)
         listening = asyncio.Event()
         if cfg.metrics.listen:
             from agent.metrics import serve_metrics
 
-            log.info("metrics-listening", port=serve_metrics(agent, cfg.metrics.listen))
+            log.info("metrics-listening", port=serve_metrics(agent.reports, cfg.metrics.listen))
         log.info(
             "agent-starting",
             host=cfg.host,
             backend=cfg.backend,
             grpc_port=port,
             broker=f"{cfg.mqtt.host}:{cfg.mqtt.port}",
-            epoch=agent.epoch,
+            epoch=agent.identity.epoch,
         )
         with contextlib.suppress(asyncio.CancelledError):
             await agent.run(
                 lambda: serve(agent, server, health, listening),
-                lambda: supervisor.run(all_set(listening, agent.backend_ready)),
+                lambda: supervisor.run(all_set(listening, agent.producing)),
                 reloader.run,
             )
         log.info("agent-stopped", host=cfg.host)

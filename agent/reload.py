@@ -27,6 +27,8 @@ import structlog
 
 from agent.config import AgentConfig
 from agent.errors import AgentError, ConfigError, HookError
+from agent.hooks.lang import parse
+from agent.hooks.validate import check_spec
 from agent.logs import set_level
 
 if TYPE_CHECKING:
@@ -53,6 +55,7 @@ class Reloader:
     def __init__(
         self,
         agent: Agent,
+        config: AgentConfig,
         load: Callable[[], AgentConfig],
         supervisor: Supervisor,
         tls: ServerTls | None = None,
@@ -61,7 +64,7 @@ class Reloader:
         self._load = load
         self._supervisor = supervisor
         self._tls = tls
-        self.config = agent.config
+        self.config = config  # what the agent runs with now
         self.reloads = 0
         self.failures = 0
         self._wanted = asyncio.Event()  # several SIGHUPs during one reload make one more reload
@@ -105,25 +108,28 @@ class Reloader:
         if later := restart_keys(old, new):
             log.warning("reload-needs-restart", keys=later)
 
-    def _parse(self, commands: tuple[str, ...]) -> list[hooks_pb2.HookSpec]:
+    @staticmethod
+    def _parse(commands: tuple[str, ...]) -> list[hooks_pb2.HookSpec]:
+        """Each command parsed and checked as the hook service will (syntax and combinations)."""
         specs = []
         for command in commands:
             try:
-                specs.append(self._agent.parse(command))
+                specs.append(check_spec(parse(command)))
             except HookError as exc:
                 raise ConfigError(f"hooks: '{command}': {exc}") from None
         return specs
 
     def _sync_hooks(self, wanted: list[hooks_pb2.HookSpec], dropped: set[str]) -> int:
-        table, changed = self._agent.table, 0
-        for hook_id in dropped & {h.spec.id for h in table}:
+        have = {h.spec.id: h.spec for h in self._agent.list_hooks()}
+        changed = 0
+        for hook_id in dropped & have.keys():
             self._agent.remove_hook(hook_id)
             changed += 1
         for spec in wanted:
-            if spec.id in table and table.get(spec.id).spec == spec:
+            if have.get(spec.id) == spec:
                 continue
             try:
-                self._agent.set_hook(spec)
+                self._agent.set_hook(spec=spec)
                 changed += 1
             except HookError as exc:  # e.g. a capability this backend lacks: named, not fatal
                 log.error("hook-not-set", command=spec.command, error=str(exc))

@@ -25,9 +25,9 @@ import structlog
 from agent.sdnotify import Notifier
 
 if TYPE_CHECKING:
-    from agent.core import Agent
+    from agent.wire import agent_pb2
 
-__all__ = ["STATUS_PERIOD_S", "Supervisor", "agent_status", "all_set"]
+__all__ = ["STATUS_PERIOD_S", "Supervisor", "all_set", "status_line"]
 
 log = structlog.get_logger("ioind.supervisor")
 
@@ -102,13 +102,12 @@ class Supervisor:
             await asyncio.sleep(period)
 
 
-def agent_status(agent: Agent) -> str:
-    """The one-line status systemd shows: backend, hooks, broker, spool depth."""
-    broker = "connected" if agent.publisher.connected else "disconnected"
-    return (
-        f"backend {agent.backend.name}, {len(agent.table)} hooks, broker {broker}, "
-        f"spool {agent.outbox.spool.batches} batches"
-    )
+def status_line(status: agent_pb2.Status) -> str:
+    """The one line systemd shows, from GetStatus: backend, hooks, broker, spool depth."""
+    spool = next((c.value for c in status.counters if c.name == "spool_batches"), 0)
+    broker = "connected" if status.broker_connected else "disconnected"
+    hooks = len(status.hooks)
+    return f"backend {status.backend}, {hooks} hooks, broker {broker}, spool {spool} batches"
 
 
 async def all_set(*events: asyncio.Event) -> None:

@@ -28,8 +28,8 @@ import structlog
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from agent import topics
 from agent.config import MqttConfig
-from agent.publish import topics
 from agent.publish.outbox import Message, Outbox
 
 __all__ = ["Publisher"]
@@ -72,6 +72,7 @@ class Publisher:
                     await self._session(client)
             except aiomqtt.MqttError as exc:
                 self.connected = False
+                _reraise_cancellation(exc)
                 attempt += 1
                 delay = random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_MIN_S * 2**attempt))
                 log.warning("broker-unavailable", error=str(exc), retry_in_s=round(delay, 2))
@@ -96,6 +97,27 @@ class Publisher:
         )
 
     async def _session(self, client: aiomqtt.Client) -> None:
+        """One connection: birth, then drain the outbox until the first MQTT error.
+
+        The sends and the disconnect watcher are one task group: the first ``MqttError`` in any
+        of them cancels the rest, and whatever was taken but not acknowledged goes back to the
+        outbox in ``finally`` (also when the agent itself is cancelled).
+        """
+        await self._announce(client)
+        inflight: dict[int, Message] = {}
+        failure: aiomqtt.MqttError | None = None
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._watch(client), name="mqtt-watch")
+                await self._drain(client, tg, inflight)
+        except* aiomqtt.MqttError as group:
+            failure = _first(group)
+        finally:
+            self._outbox.requeue(inflight[k] for k in sorted(inflight))
+        if failure is not None:
+            raise failure
+
+    async def _announce(self, client: aiomqtt.Client) -> None:
         birth = json.dumps(self._birth() | {"online": True}).encode()
         await client.publish(
             topics.status(self._host), birth, qos=1, retain=True, timeout=self._config.ack_timeout
@@ -103,47 +125,35 @@ class Publisher:
         self.connects += 1
         self.connected = True
         log.info("broker-connected", broker=f"{self._config.host}:{self._config.port}")
-        inflight: dict[int, Message] = {}
+
+    async def _drain(
+        self, client: aiomqtt.Client, tg: asyncio.TaskGroup, inflight: dict[int, Message]
+    ) -> None:
+        """Start one send per message, at most ``max_inflight`` at once; returns only by
+        cancellation (the group's first error, or the agent stopping)."""
         slots = asyncio.Semaphore(self._max_inflight)
-        failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
-        tasks: set[asyncio.Task[None]] = set()
-        watcher = asyncio.create_task(self._watch(client, failed))
-        counter = 0
         backlog = self._outbox.spool.batches  # replayed at catchup_rate
         pace = 1.0 / self._config.catchup_rate
-        try:
-            while not failed.done():
-                msg = await self._outbox.get()
-                if msg is None:
-                    continue
-                if backlog > 0 and msg.spool_id:
-                    backlog -= 1
-                    self.caught_up += 1
-                    await asyncio.sleep(pace)
-                counter += 1
-                inflight[counter] = msg
-                await slots.acquire()
-                task = asyncio.create_task(
-                    self._send(client, counter, msg, inflight, slots, failed)
-                )
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-        finally:
-            for task in (*tasks, watcher):
-                task.cancel()
-            await asyncio.gather(*tasks, watcher, return_exceptions=True)
-            self._outbox.requeue(inflight[k] for k in sorted(inflight))
-        raise failed.result()
+        key = 0
+        while True:
+            msg = await self._outbox.get()
+            key += 1
+            inflight[key] = msg  # from here on, requeued unless acknowledged
+            if backlog > 0 and msg.spool_id:
+                backlog -= 1
+                self.caught_up += 1
+                await asyncio.sleep(pace)
+            await slots.acquire()
+            tg.create_task(self._send(client, key, inflight, slots))
 
     async def _send(
         self,
         client: aiomqtt.Client,
         key: int,
-        msg: Message,
         inflight: dict[int, Message],
         slots: asyncio.Semaphore,
-        failed: asyncio.Future[BaseException],
     ) -> None:
+        msg = inflight[key]
         start = time.perf_counter()
         try:
             await client.publish(
@@ -154,11 +164,6 @@ class Publisher:
                 properties=_props(msg.content_type),
                 timeout=self._config.ack_timeout,
             )
-        except aiomqtt.MqttError as exc:
-            if not failed.done():
-                failed.set_result(exc)
-                self._outbox.wake()
-            return
         finally:
             slots.release()
         del inflight[key]
@@ -167,15 +172,24 @@ class Publisher:
         self.published_messages += 1
         self.published_events += msg.events
 
-    async def _watch(self, client: aiomqtt.Client, failed: asyncio.Future[BaseException]) -> None:
+    async def _watch(self, client: aiomqtt.Client) -> None:
         """Notice a lost connection while idle: the message iterator raises on disconnect."""
-        try:
-            async for _ in client.messages:
-                pass  # we subscribe to nothing
-        except aiomqtt.MqttError as exc:
-            if not failed.done():
-                failed.set_result(exc)
-                self._outbox.wake()
+        async for _ in client.messages:
+            pass  # we subscribe to nothing
+
+
+def _reraise_cancellation(exc: BaseException) -> None:
+    """A task group that failed while the agent was stopping still stops the agent: the
+    cancellation it absorbed is still counted on the task."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from exc
+
+
+def _first(group: BaseExceptionGroup[aiomqtt.MqttError]) -> aiomqtt.MqttError:
+    """The first MQTT error of a task group's failure (the others followed from it)."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _connect_props(session_expiry: int) -> Properties:

@@ -7,6 +7,7 @@ nothing from the source tree; the wheel's dependencies come from a wheelhouse (`
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import tarfile
 import zipfile
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.backends.kvm._kvm import Kvm
+from agent.errors import KvmError
 from tests.deploy.conftest import Dist, run
 
 pytestmark = pytest.mark.slow
@@ -81,3 +84,35 @@ def test_the_installed_fast_path_loads_without_compiling_or_writing(installed: I
     )
     assert installed.run("python", "-c", probe).split() == ["False", "True"]  # loaded, no reason
     assert sorted(p.name for p in (installed.site / "agent/backends/kvm").iterdir()) == before
+
+
+def _kvm_problem() -> str:
+    try:
+        Kvm().close()
+    except KvmError as e:
+        return f"/dev/kvm unusable: {e}"
+    return ""
+
+
+@pytest.mark.kvm
+def test_ioind_local_from_the_wheel_runs_a_sample_guest_in_the_c_loop(
+    installed: Installed,
+) -> None:
+    if problem := _kvm_problem():
+        pytest.skip(problem)
+    serial = installed.site / KVM / "guests/serial.bin"
+    args = ["local", "--backend", "kvm", "--image", str(serial), "--hook", "!ioin 0x3fd"]
+    done = subprocess.run(
+        [installed.venv / "bin/ioind", *args, "--seconds", "2", "-o", "json"],
+        cwd=installed.cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert events, done.stderr[-3000:]
+    assert {e["port"] for e in events} == {0x3FD}
+    (report,) = [line for line in done.stderr.splitlines() if line.startswith("[counters] ")]
+    assert json.loads(report.removeprefix("[counters] "))["kvm_fast_path"] == 1
