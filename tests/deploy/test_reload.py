@@ -24,14 +24,14 @@ ANSWERED = (health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckRespon
 
 def status(svc: ServiceProc) -> tuple[agent_pb2.Status, dict[str, int]]:
     with grpc.insecure_channel(svc.address) as channel:
-        got = agent_pb2_grpc.AgentStub(channel).GetStatus(agent_pb2.GetStatusRequest(), timeout=5)
+        got = agent_pb2_grpc.AgentStub(channel).GetStatus(agent_pb2.GetStatusRequest(), timeout=15)
     return got, {c.name: c.value for c in got.counters}
 
 
 def set_hook(svc: ServiceProc, command: str) -> str:
     with grpc.insecure_channel(svc.address) as channel:
         stub = agent_pb2_grpc.AgentStub(channel)
-        reply = stub.SetHook(agent_pb2.SetHookRequest(command=command), timeout=5)
+        reply = stub.SetHook(agent_pb2.SetHookRequest(command=command), timeout=15)
     hook_id: str = reply.hook.spec.id
     return hook_id
 
@@ -41,8 +41,8 @@ def reload(svc: ServiceProc, notify: NotifySocket, extra: str, broker_port: int)
     write_config(svc.config.parent, svc.port, broker_port, extra)
     notify.collect(0.1)
     svc.proc.send_signal(signal.SIGHUP)
-    assert "MONOTONIC_USEC" in notify.wait_for("RELOADING", "1", timeout=5)
-    notify.wait_for("READY", "1", timeout=5)
+    assert "MONOTONIC_USEC" in notify.wait_for("RELOADING", "1", timeout=15)
+    notify.wait_for("READY", "1", timeout=15)
 
 
 def test_sighup_applies_level_and_config_hooks_and_keeps_spool_epoch_and_pushed_hooks(
@@ -102,7 +102,7 @@ def health(address: str, pki_dir: Path) -> int:
     )
     with grpc.secure_channel(address, creds) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=15)
     code: int = reply.status
     return code
 
@@ -124,8 +124,8 @@ def test_sighup_swaps_the_grpc_certificates_for_new_connections(
         (live / pem).write_bytes((new / pem).read_bytes())
     write_config(svc.config.parent, svc.port, mosquitto_port, tls=live)
     svc.proc.send_signal(signal.SIGHUP)
-    notify_socket.wait_for("RELOADING", "1", timeout=5)
-    notify_socket.wait_for("READY", "1", timeout=5)
+    notify_socket.wait_for("RELOADING", "1", timeout=15)
+    notify_socket.wait_for("READY", "1", timeout=15)
 
     assert health(svc.address, new) in ANSWERED
     with pytest.raises(grpc.RpcError):
