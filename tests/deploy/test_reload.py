@@ -100,7 +100,8 @@ def health(address: str, pki_dir: Path) -> int:
         (pki_dir / "client.key").read_bytes(),
         (pki_dir / "client.pem").read_bytes(),
     )
-    with grpc.secure_channel(address, creds) as channel:
+    own_pool = [("grpc.use_local_subchannel_pool", 1)]  # never reuse an earlier connection
+    with grpc.secure_channel(address, creds, options=own_pool) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=15)
     code: int = reply.status
