@@ -34,6 +34,7 @@ class NoticeKind(StrEnum):
     BACKEND_ERROR = "backend-error"  # a backend could not do its work (kvm, kvm-trace)
     SUPPRESSED = "suppressed"  # events held back by a hook's rate limit (pipeline)
     DROPS = "drops"  # events dropped at a bounded stage (agent)
+    SCRIPT_ABORT = "script-abort"  # a hook's script runs aborted (budget, division by zero)
 
 
 class Route(Enum):

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from controller import __version__, cmd_fleet, cmd_hooks, cmd_watch
+from controller import __version__, cmd_agg, cmd_fleet, cmd_hooks, cmd_script, cmd_watch
 from controller.errors import ControllerError
 from controller.render import warn
 
@@ -47,11 +47,14 @@ def _options(
 
 app.command("push")(cmd_hooks.push)
 app.command("explain")(cmd_hooks.explain)
+app.command("eval")(cmd_script.eval_script)
 app.add_typer(cmd_hooks.hooks_app, name="hooks")
 app.command("status")(cmd_fleet.status)
 app.command("resume")(cmd_fleet.resume)
 app.add_typer(cmd_fleet.vm_app, name="vm")
 app.command("watch")(cmd_watch.watch)
+app.command("top")(cmd_agg.top)
+app.command("query")(cmd_agg.query)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""``make demo``: a broker, three agents as three hosts, two hooks pushed, live events, a summary.
+"""``make demo``: a broker, three agents as three hosts, an aggregator beside them, two hooks
+pushed, live events, a summary, then the aggregator's view: ``ioinctl top --once`` and a query.
 
 Everything it starts runs on this machine (loopback only) and is stopped at the end.
 Host ``demo-c`` runs the kvm backend with a sample guest when /dev/kvm is usable and the guests
@@ -17,10 +18,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.aggregator.procs import AggProc, start_aggregator  # noqa: E402
 from tests.harness import AgentProc, start_agent, start_broker  # noqa: E402
 
 IOINCTL = [str(Path(sys.executable).parent / "ioinctl")]
 WATCH_SECONDS = 15
+ALERTS = ROOT / "deploy/alerts.toml"
 
 
 def kvm_guest() -> Path | None:
@@ -44,8 +47,11 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="ioin-demo-"))
     agents: list[AgentProc] = []
     broker = start_broker(work / "mosquitto")
+    agg: AggProc | None = None
     try:
         say(f"mosquitto on {broker.address}")
+        agg = start_aggregator(broker, work / "ioinagg", extra=["--alerts", str(ALERTS)])
+        print(f"ioinagg: gRPC {agg.address}, metrics 127.0.0.1:{agg.metrics_port}, SQLite store")
         guest = kvm_guest()
         for name in ("demo-a", "demo-b", "demo-c"):
             if name == "demo-c" and guest is not None:
@@ -65,11 +71,18 @@ def main() -> int:
         ioinctl("watch", "--broker", broker.address, "--seconds", str(WATCH_SECONDS))
         say("agent status")
         ioinctl("status", "--hosts", hosts, "--insecure")
+        at = ["--aggregator", agg.address, "--insecure"]
+        say("the aggregator's view of the fleet: the hottest (host, vm, port) right now")
+        ioinctl("top", "--once", "--window", "10", *at)
+        say("exact counts of the last hour, by port and host")
+        ioinctl("query", "--since", "1h", "--by", "port,host", *at)
         return 0
     finally:
         say("stopping everything the demo started")
         for agent in agents:
             agent.stop()
+        if agg is not None:
+            agg.stop()
         broker.stop()
         shutil.rmtree(work, ignore_errors=True)
 
