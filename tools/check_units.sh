@@ -32,3 +32,4 @@ check() {
 
 check ioind.service 45 deploy/ioind.service
 check ioind-kvm-trace.service 30 deploy/ioind.service deploy/ioind-kvm-trace.conf
+check ioinagg.service 45 deploy/ioinagg.service

@@ -74,6 +74,15 @@ def test_the_scores_in_the_comments_are_the_ones_systemd_analyze_gives(tmp_path:
     assert f"with this drop-in {trace} OK, against {base} for the unit alone" in comment
 
 
+def test_the_aggregator_unit_is_hardened_as_ioind_and_its_score_is_stated(tmp_path: Path) -> None:
+    service = unit("ioinagg.service")["Service"]
+    assert (service["CapabilityBoundingSet"], service["DevicePolicy"]) == ("", "closed")
+    assert service["ExecStart"].startswith("/opt/ioin-fleet/venv/bin/ioinagg ")  # the role's venv
+    score = exposure(tmp_path, "ioinagg.service")
+    assert float(score) <= 4.5
+    assert f"rates this unit {score} OK" in (DEPLOY / "ioinagg.service").read_text()
+
+
 def test_deploy_units_are_the_role_templates_rendered_with_its_defaults() -> None:
     assert (DEPLOY / "ioind.service").read_text() == render("ioind.service.j2")
     assert (DEPLOY / "ioind-kvm-trace.conf").read_text() == render("kvm-trace.conf.j2")
