@@ -16,8 +16,9 @@ from typing import Annotated, Any, TextIO
 import structlog
 import typer
 
-from agent.config import AgentConfig, VmConfig, load_config
+from agent.config import AgentConfig, VmConfig, advertised_address, load_config
 from agent.errors import AgentError, ConfigError, HookSyntaxError
+from agent.model import check_label
 
 __all__ = ["app", "main"]
 
@@ -52,6 +53,13 @@ def run(
     host: Annotated[str | None, typer.Option(help="host id")] = None,
     backend: BackendOpt = None,
     listen: Annotated[str | None, typer.Option(help="gRPC HOST:PORT")] = None,
+    advertise: Annotated[
+        str | None, typer.Option(help="gRPC HOST:PORT announced in the birth (discovery)")
+    ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="k=v label, added to the config's (repeatable)"),
+    ] = None,
     insecure: Annotated[bool | None, typer.Option("--insecure", help="plain gRPC")] = None,
     mqtt_host: Annotated[str | None, typer.Option(help="broker host")] = None,
     mqtt_port: Annotated[int | None, typer.Option(help="broker port")] = None,
@@ -75,6 +83,7 @@ def run(
         "backend": backend,
         "state_dir": state_dir,
         "grpc__listen": listen,
+        "grpc__advertise": advertise,
         "grpc__insecure": insecure,
         "mqtt__host": mqtt_host,
         "mqtt__port": mqtt_port,
@@ -84,7 +93,9 @@ def run(
     }
 
     def load() -> AgentConfig:  # again on every reload: the file, then the same flags on top
-        return load_config(config).with_overrides(**flags)
+        base = load_config(config)
+        labels = {**base.labels, **_labels(label)} if label else None
+        return base.with_overrides(labels=labels, **flags)
 
     try:
         cfg = load()
@@ -92,6 +103,21 @@ def run(
         asyncio.run(_serve(cfg, load))
     except AgentError as exc:
         raise _fail(exc) from None
+
+
+def _labels(flags: list[str]) -> dict[str, str]:
+    """``--label k=v`` flags as a table; a bad one is a ConfigError naming it."""
+    labels: dict[str, str] = {}
+    for flag in flags:
+        key, sep, value = flag.partition("=")
+        try:
+            if not sep:
+                raise ValueError("expected k=v")
+            check_label(key, value)
+        except ValueError as exc:
+            raise ConfigError(f"--label {flag}: {exc}") from None
+        labels[key] = value
+    return labels
 
 
 def _setup(cfg: AgentConfig, stream: TextIO | None = None) -> None:
@@ -115,6 +141,7 @@ async def _serve(cfg: AgentConfig, load: Callable[[], AgentConfig]) -> None:
     async with build_agent(cfg) as agent:
         tls = None if cfg.grpc.insecure else ServerTls(cfg.grpc)
         server, port, health = await create_server(agent, cfg.grpc, tls)
+        agent.reports.address = advertised_address(cfg.grpc, port)  # before the first birth
         supervisor = Supervisor(
             notifier,
             status=lambda: status_line(agent.status()),

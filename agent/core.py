@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Self
 
 from agent.errors import NotFoundError
-from agent.hooks.service import HookService
+from agent.hooks.service import HookService, SetOutcome
 from agent.publish.mqtt import Publisher
 from agent.publish.route import BusRoute
 from agent.runtime import Runtime, Task
@@ -70,7 +70,7 @@ class Agent:
 
     def set_hook(
         self, *, command: str = "", spec: hooks_pb2.HookSpec | None = None, enabled: bool = True
-    ) -> tuple[hooks_pb2.Hook, bool]:
+    ) -> SetOutcome:
         """Create or replace a hook given as ``command``, ``spec`` or both (they must agree)."""
         return self._hooks.set(command=command, spec=spec, enabled=enabled)
 
