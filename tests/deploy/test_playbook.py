@@ -48,6 +48,7 @@ def rollout(tmp_path: Path, dist: Dist, mosquitto: Broker) -> dict[str, object]:
         "ioind_state_dir": str(root / "var/lib/ioind"),
         "ioind_unit_dir": str(root / "etc/systemd/system"),
         "ioind_host_id": "rollout-1",
+        "ioind_labels": {"zone": "eu-1", "role": "web"},
         "ioind_grpc_listen": f"127.0.0.1:{free_port()}",
         "ioind_broker_port": mosquitto.port,
         "ioind_hooks": ["!ioin 0x3f8"],
@@ -101,6 +102,7 @@ def test_the_playbook_installs_a_working_agent_and_a_second_run_changes_nothing(
     assert (etc / "tls/agent.key").stat().st_mode & 0o777 == 0o640
     config = (etc / "agent.toml").read_text()
     assert 'host = "rollout-1"' in config
+    assert 'labels = { "role" = "web", "zone" = "eu-1" }' in config  # check-config passed it
     assert f'cert = "{etc}/tls/agent.crt"' in config
 
     outside = tmp_path / "elsewhere"
