@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
-SRC   := agent controller aggregator tests bench tools
+SRC   := agent controller aggregator tests bench tools setup.py
 
 .PHONY: all bootstrap demo test check fmt proto guests bench clean fuzz
 
@@ -22,6 +22,7 @@ check: bootstrap
 	$(VENV)/bin/ruff check $(SRC)
 	$(VENV)/bin/ruff format --check $(SRC)
 	$(VENV)/bin/mypy
+	@tools/check_units.sh
 
 fmt: bootstrap
 	$(VENV)/bin/ruff check --fix $(SRC)

@@ -9,8 +9,9 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import structlog
 import typer
@@ -37,6 +38,14 @@ def _fail(exc: AgentError, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _version(show: bool) -> None:
+    if show:
+        from agent import __version__
+
+        typer.echo(f"ioind {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback(invoke_without_command=True)
 def run(
     ctx: typer.Context,
@@ -58,30 +67,41 @@ def run(
     sim_rate: Annotated[float | None, typer.Option(help="sim accesses per second")] = None,
     tracefs: TracefsOpt = None,
     trace_buffer_kib: TraceBufferOpt = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_version, help="print the version"),
+    ] = False,
 ) -> None:
-    """Run the agent (gRPC service, backend, MQTT publisher) until SIGTERM / Ctrl-C."""
+    """Run the agent (gRPC service, backend, MQTT publisher) until SIGTERM / Ctrl-C.
+
+    SIGHUP reloads the config file (log level, its hooks, TLS material); see agent.reload.
+    """
     if ctx.invoked_subcommand is not None:
         return
-    try:
+    flags = {
+        "host": host,
+        "backend": backend,
+        "state_dir": state_dir,
+        "grpc__listen": listen,
+        "grpc__advertise": advertise,
+        "grpc__insecure": insecure,
+        "mqtt__host": mqtt_host,
+        "mqtt__port": mqtt_port,
+        "sim__rate": sim_rate,
+        "kvm_trace__tracefs": tracefs,
+        "kvm_trace__buffer_kib": trace_buffer_kib,
+    }
+
+    def load() -> AgentConfig:  # again on every reload: the file, then the same flags on top
         base = load_config(config)
-        cfg = with_overrides(
-            base,
-            host=host,
-            backend=backend,
-            state_dir=state_dir,
-            labels={**base.labels, **_labels(label)} if label else None,
-            grpc__listen=listen,
-            grpc__advertise=advertise,
-            grpc__insecure=insecure,
-            mqtt__host=mqtt_host,
-            mqtt__port=mqtt_port,
-            sim__rate=sim_rate,
-            kvm_trace__tracefs=tracefs,
-            kvm_trace__buffer_kib=trace_buffer_kib,
-        )
-        _preflight(cfg)
+        labels = {**base.labels, **_labels(label)} if label else None
+        return with_overrides(base, labels=labels, **flags)
+
+    try:
+        cfg = load()
+        _preflight(cfg)  # once, at start: on a reload the ports are ours already
         _setup(cfg)
-        asyncio.run(_serve(cfg))
+        asyncio.run(_serve(cfg, load))
     except AgentError as exc:
         raise _fail(exc) from None
 
@@ -110,22 +130,36 @@ def _preflight(cfg: AgentConfig) -> None:
         raise ConfigError(problems)
 
 
-def _setup(cfg: AgentConfig) -> None:
+def _setup(cfg: AgentConfig, stream: TextIO | None = None) -> None:
     from agent.logs import setup_logging
 
-    setup_logging(cfg.log_level)
+    setup_logging(cfg.log_level, stream)
 
 
-async def _serve(cfg: AgentConfig) -> None:
+async def _serve(cfg: AgentConfig, load: Callable[[], AgentConfig]) -> None:
     from agent.build import build_agent
+    from agent.reload import Reloader
     from agent.rpc.server import create_server, serve
+    from agent.rpc.tls import ServerTls
+    from agent.sdnotify import Notifier, watchdog_interval
+    from agent.supervisor import Supervisor, all_set, status_line
 
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    notifier, watchdog_s = Notifier.from_env(), watchdog_interval()
     async with build_agent(cfg) as agent:
-        server, port, health = await create_server(agent, cfg.grpc)
+        tls = None if cfg.grpc.insecure else ServerTls(cfg.grpc)
+        server, port, health = await create_server(agent, cfg.grpc, tls)
         agent.reports.address = advertised_address(cfg.grpc, port)  # before the first birth
+        supervisor = Supervisor(
+            notifier,
+            status=lambda: status_line(agent.status()),
+            healthy=agent.producing.is_set,
+            watchdog_s=watchdog_s,
+        )
+        reloader = Reloader(agent, cfg, load, supervisor, tls)
+        listening = asyncio.Event()
         if cfg.metrics.listen:
             from agent.metrics import serve_metrics
 
@@ -139,7 +173,11 @@ async def _serve(cfg: AgentConfig) -> None:
             epoch=agent.identity.epoch,
         )
         with contextlib.suppress(asyncio.CancelledError):
-            await agent.run(lambda: serve(agent, server, health))
+            await agent.run(
+                lambda: serve(agent, server, health, listening),
+                lambda: supervisor.run(all_set(listening, agent.producing)),
+                reloader.run,
+            )
         log.info("agent-stopped", host=cfg.host)
 
 
@@ -151,6 +189,24 @@ def check_config(path: Annotated[Path, typer.Argument(help="agent TOML file")]) 
     except ConfigError as exc:
         raise _fail(exc) from None
     typer.echo(f"{path}: ok (host {cfg.host}, backend {cfg.backend})")
+
+
+@app.command("health")
+def health(
+    config: Annotated[Path, typer.Option("--config", "-c", help="the agent's TOML file")],
+    wait: Annotated[float, typer.Option(help="seconds to wait for SERVING")] = 0.0,
+) -> None:
+    """Exit 0 once the agent running with CONFIG reports gRPC health SERVING, else 1."""
+    from agent.probe import wait_serving
+
+    try:
+        status = wait_serving(load_config(config), wait)
+    except AgentError as exc:
+        raise _fail(exc) from None
+    if status != "SERVING":
+        typer.echo(f"ioind: health: {status} (after {wait:g} s)", err=True)
+        raise typer.Exit(1)
+    typer.echo("SERVING")
 
 
 @app.command("local")
@@ -206,7 +262,7 @@ def local(
                 mem_mib=mem_mib,
             )
             cfg = with_overrides(cfg, kvm=_with_vm(cfg, vm))
-        _setup(with_overrides(cfg, log_level="warning"))
+        _setup(with_overrides(cfg, log_level="warning"), sys.stderr)  # stdout carries events
         asyncio.run(run_local(cfg, hook, output=output, seconds=seconds))
     except HookSyntaxError as exc:
         raise _fail(exc, 2) from None

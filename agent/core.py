@@ -10,6 +10,7 @@ calls and never reach past them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Self
 
@@ -64,6 +65,11 @@ class Agent:
         """GetStatus: version, backend, capabilities, hooks, counters, broker connection."""
         return self.reports.status()
 
+    @property
+    def producing(self) -> asyncio.Event:
+        """Set once the backend produces (systemd's readiness and watchdog wait for it)."""
+        return self._runtime.ready
+
     def serving(self) -> bool:
         """The backend is producing and the broker is connected."""
         return self._runtime.ready.is_set() and self._publisher.connected
@@ -81,6 +87,10 @@ class Agent:
 
     def enable_hook(self, hook_id: str, enabled: bool) -> hooks_pb2.Hook:
         return self._hooks.enable(hook_id, enabled)
+
+    def hooks(self) -> list[hooks_pb2.Hook]:
+        """Every hook, unpaged: for the agent's own use (a reload), never a reply."""
+        return self._hooks.hooks()
 
     def list_hooks(self, page_size: int, page_token: str) -> agent_pb2.ListHooksResponse:
         """One page of the hooks, in id order (``agent.rpc.paging``)."""

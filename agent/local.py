@@ -82,6 +82,9 @@ async def run_local(
             await _run_for(runtime, seconds)
         except* BrokenPipeError:  # the reader went away (`ioind local ... | head`): done
             os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        # the backend's counters once the run ends (kvm_fast_path, exits, open-bus reads, ...)
+        err.write(f"[counters] {json.dumps(runtime.backend.counters(), sort_keys=True)}\n")
+        err.flush()
     return printer.printed
 
 

@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Annotated
 
 import typer
 
-from controller import cmd_agg, cmd_apply, cmd_fleet, cmd_hooks, cmd_hosts, cmd_script, cmd_watch
+from controller import (
+    __version__,
+    cmd_agg,
+    cmd_apply,
+    cmd_fleet,
+    cmd_hooks,
+    cmd_hosts,
+    cmd_script,
+    cmd_watch,
+)
 from controller.errors import ControllerError
 from controller.render import warn
 
@@ -26,6 +36,24 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(show: bool) -> None:
+    if show:
+        typer.echo(f"ioinctl {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_version, help="print the version"),
+    ] = False,
+) -> None:
+    """Push I/O-port hooks (HyperDbg's !ioin / !ioout) to ioind agents; watch what they catch."""
+
+
 app.command("push")(cmd_hooks.push)
 app.command("explain")(cmd_hooks.explain)
 app.command("eval")(cmd_script.eval_script)

@@ -12,6 +12,7 @@ command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
 [ -f /usr/share/seabios/bios.bin ] || need+=(seabios)
 command -v as >/dev/null 2>&1 || need+=(binutils)
 command -v cc >/dev/null 2>&1 || need+=(gcc)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)  # make check verifies deploy/*.service
 # PostgreSQL for the aggregator's shared store (tests start their own server as `postgres`)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then

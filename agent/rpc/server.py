@@ -8,7 +8,6 @@ with the bound port; ``serve`` runs it until cancelled. The servicer only transl
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -20,6 +19,7 @@ from agent.core import Agent
 from agent.errors import ConfigError
 from agent.preflight import listen_problem
 from agent.rpc.errors import ErrorInterceptor
+from agent.rpc.tls import ServerTls
 from agent.wire import agent_pb2, agent_pb2_grpc, hooks_pb2
 
 __all__ = ["SERVICE", "AgentServicer", "create_server", "serve"]
@@ -87,23 +87,13 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         return agent_pb2.ListVmsResponse(vms=list(self._agent.list_vms()))
 
 
-def _credentials(config: GrpcConfig) -> grpc.ServerCredentials | None:
-    """Mutual TLS unless ``insecure`` (then ``None``: a plain port)."""
-    if config.insecure:
-        return None
-    try:
-        key, cert, ca = (Path(p).read_bytes() for p in (config.key, config.cert, config.ca))
-    except OSError as exc:
-        raise ConfigError(f"grpc: cannot read {exc.filename}: {exc.strerror}") from None
-    return grpc.ssl_server_credentials(
-        [(key, cert)], root_certificates=ca, require_client_auth=True
-    )
-
-
 async def create_server(
-    agent: Agent, config: GrpcConfig
+    agent: Agent, config: GrpcConfig, tls: ServerTls | None = None
 ) -> tuple[grpc.aio.Server, int, HealthServicer]:
-    """A started-ready (bound, not yet started) server, its port, and its health servicer."""
+    """A started-ready (bound, not yet started) server, its port, and its health servicer.
+
+    Mutual TLS unless ``config.insecure``; pass ``tls`` to keep the handle a reload uses.
+    """
     # The caps first: a call over them is refused before it is logged or handled.
     server = grpc.aio.server(interceptors=[agent.call_limits, ErrorInterceptor()])
     agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(agent), server)
@@ -111,11 +101,11 @@ async def create_server(
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     for name in ("", SERVICE):
         await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    creds = _credentials(config)
     try:
-        if creds is None:
+        if config.insecure:
             port = server.add_insecure_port(config.listen)
         else:
+            creds = (tls or ServerTls(config)).credentials()
             port = server.add_secure_port(config.listen, creds)
     except RuntimeError:  # grpc's "Failed to bind": a port taken since the preflight check
         port = 0
@@ -125,13 +115,22 @@ async def create_server(
     return server, port, health
 
 
-async def serve(agent: Agent, server: grpc.aio.Server, health: HealthServicer) -> None:
+async def serve(
+    agent: Agent,
+    server: grpc.aio.Server,
+    health: HealthServicer,
+    started: asyncio.Event | None = None,
+) -> None:
     """Run ``server`` until cancelled, keeping health in step with the agent.
+
+    ``started`` is set once the server accepts connections (readiness for systemd).
 
     ``ioin.v1.Agent`` (and the overall ``""``) is SERVING while the backend is producing and the
     broker is connected, NOT_SERVING otherwise (checked every half second).
     """
     await server.start()
+    if started is not None:
+        started.set()
     serving: bool | None = None
     try:
         while True:

@@ -2,11 +2,12 @@
 
 ``fastpath.c`` runs ``KVM_RUN`` without the GIL and answers, by itself, the exits that need no
 Python — open-bus ports, and single IN/OUT on open-bus ports whose hooks only observe, recorded
-in a ring of columns (see its header). This module builds it with the system C compiler into
-``_fastpath.so`` next to the source (or a cache directory if that is not writable), loads it with
-ctypes, and gives a vCPU thread a :class:`FastPath`: the shared state, the port plan, the
-instruction cache, and :meth:`FastPath.blocks`, which turns the ring into per-hook
-:class:`~agent.columns.Block` columns without creating an object per event.
+in a ring of columns (see its header). The wheel carries it built (setup.py); in a source
+checkout this module builds it with the system C compiler into ``_fastpath.so`` next to the
+source (or a cache directory if that is not writable). It loads it with ctypes, and gives a
+vCPU thread a :class:`FastPath`: the shared state, the port plan, the instruction cache, and
+:meth:`FastPath.blocks`, which turns the ring into per-hook :class:`~agent.columns.Block` columns
+without creating an object per event.
 
 Where no compiler is present, :func:`load` returns None with the reason and the backend runs the
 pure Python loop (same semantics; slower).
@@ -46,7 +47,8 @@ from agent.script.hit import filter_block
 __all__ = ["FastLib", "FastPath", "build", "load"]
 
 SOURCE = Path(__file__).resolve().parent / "fastpath.c"
-LIBRARY = SOURCE.with_name("_fastpath.so")
+LIBRARY = SOURCE.with_name("_fastpath.so")  # the wheel's, built by setup.py
+CHECKOUT = (SOURCE.parents[3] / "pyproject.toml").exists()  # a source tree, not site-packages
 RING = 2048  # accesses per ring (the vCPU thread's FLUSH_EVENTS)
 QUIET_EXITS = 4096  # exits without a hooked one before registers stop being synced
 TICK_MASK = 0xFFF  # Python sees the loop every 4096 exits at least
@@ -99,23 +101,36 @@ def _candidates() -> list[Path]:
 
 
 def load() -> tuple[FastLib | None, str]:
-    """The fast path library, built first if missing or older than its source; or
-    (None, why not). Loaded once per process."""
+    """The fast path library, or (None, why not); loaded once per process.
+
+    An installed package loads the ``_fastpath.so`` its wheel was built with and never
+    compiles (nor writes into site-packages). A source checkout (``pyproject.toml`` above the
+    package) builds it first if it is missing or older than ``fastpath.c``.
+    """
     global _loaded, _reason
     with _lock:
-        if _loaded is not None or _reason:
-            return _loaded, _reason
-        errors = []
-        for path in _candidates():
-            try:
-                if not path.exists() or path.stat().st_mtime < SOURCE.stat().st_mtime:
-                    build(path)
-                _loaded = FastLib(path)
-                return _loaded, ""
-            except (OSError, RuntimeError) as e:
-                errors.append(f"{path}: {e}")
-        _reason = "; ".join(errors)
-        return None, _reason
+        if _loaded is None and not _reason:
+            _loaded, _reason = _load_checkout() if CHECKOUT else _load_installed()
+        return _loaded, _reason
+
+
+def _load_installed() -> tuple[FastLib | None, str]:
+    try:
+        return FastLib(LIBRARY), ""
+    except OSError as e:
+        return None, f"{LIBRARY}: {e} (the package was built without the fast path)"
+
+
+def _load_checkout() -> tuple[FastLib | None, str]:
+    errors = []
+    for path in _candidates():
+        try:
+            if not path.exists() or path.stat().st_mtime < SOURCE.stat().st_mtime:
+                build(path)
+            return FastLib(path), ""
+        except (OSError, RuntimeError) as e:
+            errors.append(f"{path}: {e}")
+    return None, "; ".join(errors)
 
 
 class FastPath:
