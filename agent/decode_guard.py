@@ -54,6 +54,7 @@ class Limits:
     max_text: int = 256  # epoch, vm_name, break_id, register names
     max_data: int = 65_536  # elements of string I/O (a REP INS/OUTS) in one event
     max_regs: int = 64
+    max_output: int = 16_384  # characters a hook's script printed at one hit (the agent caps 4096)
 
 
 DEFAULT_LIMITS = Limits()
@@ -111,7 +112,7 @@ _INTS: Mapping[str, tuple[int, int]] = {
     "rip": (0, U64),
     "value_set": (0, U32),
 }
-_NULLABLE = frozenset({"rip", "value_set", "break_id"})
+_NULLABLE = frozenset({"rip", "value_set", "break_id", "output"})
 _BOOLS = ("string", "rep", "skipped")
 _CHOICES: Mapping[str, tuple[object, ...]] = {
     "dir": ("in", "out"),
@@ -137,6 +138,7 @@ _DEFAULTS: Mapping[str, Any] = {
     "value_set": None,
     "skipped": False,
     "break_id": None,
+    "output": None,  # absent from agents older than scripts
 }
 
 
@@ -175,6 +177,8 @@ def _check(key: str, value: Any, limits: Limits) -> None:
             _int(key, x, 0, U32)
     elif key == "regs":
         _regs(value, limits)
+    elif key == "output":
+        _text(key, value, limits.max_output)
     else:  # epoch, vm_name, break_id
         _text(key, value, limits.max_text)
 
