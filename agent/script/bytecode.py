@@ -1,7 +1,7 @@
 """Simple conditions as a small stack bytecode, for the kvm backend's C loop (fastpath.c), so a
 hit whose condition is false never reaches Python.
 
-*Simple* means pure (:func:`agent.script.vector.is_pure`) over ``$context`` (the port) and the 18
+*Simple* means pure (:func:`agent.script.purity.is_pure`) over ``$context`` (the port) and the 18
 registers of ``struct kvm_regs`` and their parts, with numbers, the arithmetic, comparison and
 logical operators. A program is a list of 64-bit words: an opcode, and for ``CONST`` / ``REG`` /
 jumps one operand word. Semantics are the evaluator's (:mod:`agent.script.exprs`): 64-bit
@@ -18,8 +18,8 @@ from enum import IntEnum
 
 from agent.script import nodes as n
 from agent.script.names import REGISTERS
+from agent.script.purity import is_pure
 from agent.script.runtime import MASK, signed
-from agent.script.vector import is_pure
 
 __all__ = ["KVM_REGS", "MAX_CODE", "MAX_STACK", "Op", "compile_bytecode", "run"]
 

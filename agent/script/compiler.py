@@ -20,10 +20,10 @@ from agent.script.errors import ScriptError
 from agent.script.exprs import Ev, ExprCompiler, FuncInfo
 from agent.script.names import FUNCTIONS
 from agent.script.parser import parse_condition
+from agent.script.purity import is_pure
 from agent.script.runtime import STEP_BUDGET, GuestMemory, Machine, RunResult
 from agent.script.statements import parse_script
 from agent.script.stmts import StmtCompiler
-from agent.script.vector import is_pure
 
 __all__ = ["MAX_GLOBALS", "MAX_LOCALS", "Program", "compile_condition", "compile_script"]
 

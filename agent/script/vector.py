@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from agent.script import nodes as n
-from agent.script.names import PSEUDO, REGISTERS
+from agent.script.names import REGISTERS
+from agent.script.purity import is_pure, reads
 
 __all__ = ["Columns", "compile_columns", "is_pure", "reads"]
 
@@ -23,35 +24,6 @@ Columns = Mapping[str, "np.ndarray[Any, np.dtype[np.uint64]]"]
 Arr = "np.ndarray[Any, np.dtype[np.uint64]]"
 _U64 = np.uint64
 _SIGN = np.uint64(1 << 63)
-
-
-def is_pure(tree: n.Block | n.Expr) -> bool:
-    match tree:
-        case n.Num():
-            return True
-        case n.Var(scope=n.Scope.REG, name=name):
-            return name in REGISTERS
-        case n.Var(scope=n.Scope.PSEUDO, name=name):
-            return name in PSEUDO
-        case n.Unary(operand=inner):
-            return is_pure(inner)
-        case n.Binary(left=left, right=right):
-            return is_pure(left) and is_pure(right)
-    return False
-
-
-def reads(tree: n.Expr) -> frozenset[str]:
-    """The column names a pure condition reads (full register names, ``$`` pseudo-registers)."""
-    match tree:
-        case n.Var(scope=n.Scope.REG, name=name):
-            return frozenset({REGISTERS[name].base})
-        case n.Var(scope=n.Scope.PSEUDO, name=name):
-            return frozenset({"$" + name})
-        case n.Unary(operand=inner):
-            return reads(inner)
-        case n.Binary(left=left, right=right):
-            return reads(left) | reads(right)
-    return frozenset()
 
 
 def compile_columns(tree: n.Block | n.Expr) -> Callable[[Columns, int], Any]:
