@@ -105,14 +105,16 @@ async def host_stats(t: AggTarget) -> dict[str, HostStats]:
     }
 
 
-async def enrich_hosts(t: AggTarget, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``ioinctl hosts --aggregator``: each row (with a ``host`` key, as from births) gains
-    ``gaps``, ``drops``, ``rate`` (events/s) and ``last_event_ts`` (ns; 0 when never)."""
+async def enrich_hosts(
+    t: AggTarget, rows: Sequence[dict[str, Any]], key: str = "host"
+) -> list[dict[str, Any]]:
+    """``ioinctl hosts --aggregator``: each row (whose ``key`` names the host, as births do)
+    gains ``gaps``, ``drops``, ``rate`` (events/s) and ``last_event_ts`` (ns; 0 when never)."""
     stats = await host_stats(t)
     empty = HostStats(False, 0, 0, 0, 0.0, 0)
     out = []
     for row in rows:
-        s = stats.get(str(row.get("host")), empty)
+        s = stats.get(str(row.get(key)), empty)
         out.append(
             row
             | {"gaps": s.gaps, "drops": s.drops, "rate": s.rate, "last_event_ts": s.last_event_ts}

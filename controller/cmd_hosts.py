@@ -6,14 +6,25 @@ import asyncio
 import datetime
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
+from controller.aggclient import enrich_hosts, resolve_target
+from controller.cmd_agg import AggregatorOpt
 from controller.discovery import Agent, discover
-from controller.options import DEFAULT_BROKER, OutputOpt, SelectorOpt
+from controller.options import (
+    DEFAULT_BROKER,
+    CaOpt,
+    CertOpt,
+    InsecureOpt,
+    InventoryOpt,
+    KeyOpt,
+    OutputOpt,
+    SelectorOpt,
+)
 from controller.render import Output, console
 from controller.selectors import parse_selector
 
@@ -28,8 +39,16 @@ def hosts(
     selector: SelectorOpt = None,
     online: Annotated[bool, typer.Option("--online", help="Only agents online now.")] = False,
     output: OutputOpt = Output.TABLE,
+    aggregator: AggregatorOpt = None,
+    inventory: InventoryOpt = None,
+    ca: CaOpt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    insecure: InsecureOpt = False,
 ) -> int:
-    """List agents: name, address, labels, online, backend, hooks, epoch, last seen."""
+    """List agents: name, address, labels, online, backend, hooks, epoch, last seen; with
+    ``--aggregator`` (or the inventory's ``[defaults] aggregator``) also each host's sequence
+    gaps, announced drops, event rate and last event, from the aggregator's store."""
     chosen = parse_selector(selector or "")
     found = asyncio.run(discover(broker))
     agents = found.select(chosen, online_only=False)
@@ -37,11 +56,14 @@ def hosts(
         agents = [a for a in agents if a.online]
     up = sum(a.online for a in agents)
     line = f"hosts: {len(agents)} agents, {up} online, {len(agents) - up} offline ({broker})"
+    docs = [a.json() for a in agents]
+    if aggregator or inventory:
+        target = resolve_target(aggregator, inventory, ca=ca, cert=cert, key=key, insecure=insecure)
+        docs = asyncio.run(enrich_hosts(target, docs, key="name"))
     if output is Output.TABLE:
-        console().print(_table(agents))
+        console().print(_table(agents, docs))
         print(line, flush=True)
         return 0
-    docs = [a.json() for a in agents]
     if output is Output.JSON:
         print(json.dumps({"broker": broker, "agents": docs}, indent=2), flush=True)
     else:
@@ -51,13 +73,18 @@ def hosts(
     return 0
 
 
-def _table(agents: list[Agent]) -> Table:
-    table = Table("name", "address", "labels", "online", "backend", "hooks", "epoch", "last seen")
-    for a in agents:
+def _table(agents: list[Agent], docs: list[dict[str, Any]]) -> Table:
+    enriched = bool(docs) and "gaps" in docs[0]
+    columns = ["name", "address", "labels", "online", "backend", "hooks", "epoch", "last seen"]
+    table = Table(*columns, *(("gaps", "drops", "events/s", "last event") if enriched else ()))
+    for a, doc in zip(agents, docs, strict=True):
         labels = ",".join(f"{k}={v}" for k, v in sorted(a.labels.items()))
         state = Text("yes", style="green") if a.online else Text("no", style="red")
         cells = [a.name, a.address, labels]
         tail = [a.backend, str(len(a.hooks)), a.epoch, _when(a.last_seen_ns)]
+        if enriched:
+            tail += [str(doc["gaps"]), str(doc["drops"]), f"{doc['rate']:.1f}"]
+            tail.append(_when(doc["last_event_ts"]))
         table.add_row(*map(Text, cells), state, *map(Text, tail))
     return table
 

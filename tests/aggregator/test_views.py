@@ -15,10 +15,10 @@ import pytest
 from agent.batch import Block, pack_batch
 from controller import aggclient
 from controller.cli import main as ioinctl
-from tests.aggregator.conftest import settle
+from tests.aggregator.conftest import published, remove_hook, set_hook, settle
 from tests.aggregator.procs import AggProc, wait_for
 from tests.aggregator.test_bad_input import PB, publish
-from tests.harness import Broker
+from tests.harness import AgentProc, Broker
 
 pytestmark = pytest.mark.slow
 
@@ -208,3 +208,32 @@ async def test_top_streams_snapshots_and_refuses_a_bad_sort_key(
                 pass
     assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "'colour'" in (exc.value.details() or "")
+
+
+async def test_ioinctl_hosts_with_the_aggregator_adds_its_counts(
+    agent_factory: Callable[..., AgentProc],
+    aggregator_factory: Callable[..., AggProc],
+    mosquitto: Broker,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`ioinctl hosts --aggregator`: the agents found from their births, each enriched with the
+    aggregator's gaps, drops, event rate and last event."""
+    agg = aggregator_factory()
+    agent = agent_factory("hv-a", sim_rate=2000.0)
+    hook_id = await set_hook(agent, "!ioin")
+    await asyncio.sleep(1.5)
+    await remove_hook(agent, hook_id)
+    await settle(agg, {"hv-a": await published(agent)})
+    broker = f"{mosquitto.host}:{mosquitto.port}"
+    argv = ["hosts", "--broker", broker, "--aggregator", agg.address, "--insecure", "-o", "json"]
+    code, out, _ = await asyncio.to_thread(run, argv, capsys)
+    assert code == 0
+    [row] = [r for r in json.loads(out)["agents"] if r["name"] == "hv-a"]
+    assert row["online"] is True
+    assert (row["gaps"], row["drops"]) == (0, 0)
+    assert row["last_event_ts"] > 0
+    assert row["rate"] >= 0.0
+    code, out, _ = await asyncio.to_thread(run, argv[:-2], capsys)  # the table
+    assert code == 0
+    assert "events/s" in out
+    assert "hv-a" in out
