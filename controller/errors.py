@@ -9,7 +9,8 @@ One root; every subclass carries fields, not only text, and an ``exit_code`` tha
     ├── InvalidHook(message, token, exit_code)   the hook language refused a command
     ├── AgentUnreachable(host, address, reason)  no answer from an agent (refused, TLS, deadline)
     ├── RemoteError(host, code, details)         the agent answered with a gRPC error status
-    └── BrokerError(address, reason)             the MQTT broker refused us or went away
+    ├── BrokerError(address, reason)             the MQTT broker refused us or went away
+    └── PkiError(what, problem)                  ``ioinctl pki`` cannot do it (names the file)
 
 ``grpc.aio.AioRpcError`` becomes ``AgentUnreachable`` / ``RemoteError`` in exactly one place,
 :func:`controller.client.translate`.
@@ -23,6 +24,7 @@ __all__ = [
     "ControllerError",
     "InvalidHook",
     "InventoryError",
+    "PkiError",
     "RemoteError",
     "UsageError",
 ]
@@ -87,3 +89,12 @@ class BrokerError(ControllerError):
         self.address = address
         self.reason = reason
         super().__init__(f"broker {address}: {reason}")
+
+
+class PkiError(ControllerError):
+    """``ioinctl pki`` refused: ``what`` names the file, name or flag, ``problem`` says why."""
+
+    def __init__(self, what: str, problem: str) -> None:
+        self.what = what
+        self.problem = problem
+        super().__init__(f"{what}: {problem}")
