@@ -7,6 +7,8 @@
     ioinctl pki issue DIR --user NAME --role ROLE [--days N]   (clientAuth, ioin://role/ROLE)
     ioinctl pki issue DIR --broker NAME [--san NAME|IP]...     (serverAuth)
     ioinctl pki show CERT [-o json]                        subject, role, SANs, expiry
+    ioinctl pki broker-acl FILE --agent HOST... --reader NAME... [--aggregator NAME...]
+                                                           mosquitto's dynamic-security file
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from agent.identity import Identity, Role, identity_from_pem
-from controller import pki
+from controller import brokeracl, pki
 from controller.errors import PkiError, UsageError
 from controller.options import OutputOpt
 from controller.render import Output, console, print_json
@@ -98,6 +100,25 @@ def show(
         for key, value in doc.items():
             shown = ", ".join(value) if isinstance(value, list) else value
             out.print(f"{key + ':':<11} {shown if shown not in ('', None) else '-'}")
+    return 0
+
+
+@pki_app.command("broker-acl")
+def broker_acl(
+    path: Annotated[Path, typer.Argument(help="The file to write (plugin_opt_config_file).")],
+    agent: Annotated[list[str] | None, typer.Option("--agent", help="An agent's host id.")] = None,
+    reader: Annotated[
+        list[str] | None, typer.Option("--reader", help="A reader (watch): reads, never writes.")
+    ] = None,
+    aggregator: Annotated[
+        list[str] | None, typer.Option("--aggregator", help="A reader that publishes alerts.")
+    ] = None,
+) -> int:
+    """Write the broker's access control for these identities (certificate CNs); see
+    deploy/mosquitto.conf. Everyone else the CA signed may connect and do nothing."""
+    doc = brokeracl.broker_acl(agent or [], reader or [], aggregator or [])
+    brokeracl.write_broker_acl(path, doc)
+    console().print(f"{path}: {len(doc['clients'])} identities, {len(doc['roles'])} roles")
     return 0
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # The wire code, the hook language (with the error it raises), value objects, the event form and
-# the batch form (how events travel on the bus), the certificate identity scheme.
+# the batch form (how events travel on the bus), the topic scheme, the certificate identity scheme.
 CONTRACT = {
     "agent.wire",
     "agent.hooks.lang",
@@ -17,6 +17,7 @@ CONTRACT = {
     "agent.events",
     "agent.batch",
     "agent.identity",
+    "agent.publish.topics",
 }
 
 
