@@ -13,6 +13,7 @@ __all__ = [
     "CT_JSON",
     "CT_PROTOBUF",
     "PREFIX",
+    "audit",
     "breaks",
     "console",
     "encode_batch",
@@ -32,6 +33,10 @@ def events(host: str, hook_id: str) -> str:
 
 def status(host: str) -> str:
     return f"{PREFIX}/{host}/status"
+
+
+def audit(host: str) -> str:
+    return f"{PREFIX}/{host}/audit"
 
 
 def notices(host: str) -> str:

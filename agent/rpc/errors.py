@@ -33,6 +33,7 @@ from agent.errors import (
     PublishError,
 )
 from agent.model import REQUEST_ID
+from agent.rpc.roles import REQUEST_ID as CURRENT_REQUEST_ID
 
 __all__ = ["ErrorInterceptor", "status_for"]
 
@@ -83,7 +84,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
 def _wrap(method: str, inner: Handler) -> Handler:
     async def call(request: Any, context: Ctx) -> Any:
-        rid = uuid.uuid4().hex[:12]
+        rid = CURRENT_REQUEST_ID.get() or uuid.uuid4().hex[:12]  # the role interceptor's
         start = time.perf_counter()
         code = grpc.StatusCode.OK
         try:

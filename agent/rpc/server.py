@@ -15,10 +15,13 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
+from agent.audit import Audit
 from agent.config import GrpcConfig
 from agent.core import Agent
 from agent.errors import ConfigError, NotFoundError
 from agent.rpc.errors import ErrorInterceptor
+from agent.rpc.policy import agent_policy
+from agent.rpc.roles import RoleInterceptor
 from agent.wire import agent_pb2, agent_pb2_grpc, hooks_pb2
 
 __all__ = ["SERVICE", "AgentServicer", "create_server", "serve"]
@@ -103,7 +106,14 @@ async def create_server(
     agent: Agent, config: GrpcConfig
 ) -> tuple[grpc.aio.Server, int, HealthServicer]:
     """A started-ready (bound, not yet started) server, its port, and its health servicer."""
-    server = grpc.aio.server(interceptors=[ErrorInterceptor()])
+    roles = RoleInterceptor(
+        agent_policy(
+            lambda hook_id: agent.table.get(hook_id).spec if hook_id in agent.table else None
+        ),
+        secure=not config.insecure,
+        audit=Audit(agent.host, agent.outbox.put_control),
+    )
+    server = grpc.aio.server(interceptors=[roles, ErrorInterceptor()])
     agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(agent), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -1,0 +1,91 @@
+"""The agent's role table: which role each call of ``ioin.v1.Agent`` (and health) needs.
+
+=========== ==========================================================================
+viewer      ListHooks, GetStatus, ListVms, health Check / Watch
+operator    SetHook, RemoveHook, EnableHook, DisableHook of hooks that only observe
+admin       the same for hooks that change the guest (:data:`GUEST_EFFECTS`), Resume,
+            StartVm, StopVm; and any method this table does not name
+=========== ==========================================================================
+
+Remove, enable and disable are judged by the hook they name as the agent holds it (an operator
+may not disable someone's ``break`` hook either). SetHook is judged by the hook as pushed: the
+command is parsed here (a command that does not parse needs only operator, and the servicer
+refuses it with INVALID_ARGUMENT naming the token).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from agent.errors import HookSyntaxError
+from agent.hooks.lang import canonical, parse
+from agent.identity import Role
+from agent.rpc.roles import Need, Policy
+from agent.wire import agent_pb2, hooks_pb2
+
+__all__ = ["GUEST_EFFECTS", "agent_policy", "guest_effects"]
+
+AGENT = "/ioin.v1.Agent/"
+HEALTH = "/grpc.health.v1.Health/"
+
+# What makes a hook change the guest, each with the name a refusal gives it. Extend here: the
+# script language adds its compiled program's needs (register or memory writes, pause()).
+GUEST_EFFECTS: tuple[tuple[str, Callable[[hooks_pb2.HookSpec], bool]], ...] = (
+    ("break", lambda s: s.break_),
+    ("set", lambda s: s.HasField("set_value")),
+    ("sc on", lambda s: s.short_circuit),
+    # Until scripts are analysed, any script or code block may write registers or memory.
+    ("script", lambda s: bool(s.script.strip())),
+    ("code", lambda s: bool(s.code.strip())),
+)
+
+_VIEWER = {f"{AGENT}{m}" for m in ("ListHooks", "GetStatus", "ListVms")} | {
+    f"{HEALTH}Check",
+    f"{HEALTH}Watch",
+}
+_ADMIN = {f"{AGENT}{m}" for m in ("Resume", "StartVm", "StopVm")}
+_ON_HOOK = {f"{AGENT}{m}" for m in ("RemoveHook", "EnableHook", "DisableHook")}
+
+
+def guest_effects(spec: hooks_pb2.HookSpec) -> list[str]:
+    """The names of what ``spec`` does to the guest beyond observing (empty: it only observes)."""
+    return [name for name, does in GUEST_EFFECTS if does(spec)]
+
+
+def agent_policy(held: Callable[[str], hooks_pb2.HookSpec | None]) -> Policy:
+    """The agent's policy; ``held(hook_id)`` is the spec the agent holds under that id."""
+
+    def need(method: str, request: Any) -> Need:
+        name = method.rsplit("/", 1)[-1]
+        if method in _VIEWER:
+            return Need(Role.VIEWER, name)
+        if method in _ADMIN:
+            return Need(Role.ADMIN, name, mutating=True)
+        if method == f"{AGENT}SetHook":
+            return _for_hook(name, _pushed(request))
+        if method in _ON_HOOK:
+            return _for_hook(name, held(request.id), request.id)
+        return Need(Role.ADMIN, f"{method} (not in the role table)", mutating=True)
+
+    return need
+
+
+def _for_hook(name: str, spec: hooks_pb2.HookSpec | None, hook_id: str = "") -> Need:
+    if spec is None:  # nothing to judge: the call fails anyway (syntax, unknown hook id)
+        return Need(Role.OPERATOR, name, mutating=True, hook_id=hook_id)
+    effects = guest_effects(spec)
+    role, what = (
+        (Role.ADMIN, f"{name} with {', '.join(effects)}") if effects else (Role.OPERATOR, name)
+    )
+    return Need(role, what, mutating=True, hook_id=spec.id or hook_id, command=canonical(spec))
+
+
+def _pushed(request: agent_pb2.SetHookRequest) -> hooks_pb2.HookSpec | None:
+    """The hook a SetHookRequest sets: its command parsed, else its spec."""
+    if request.command:
+        try:
+            return parse(request.command, hook_id=request.spec.id or None)
+        except HookSyntaxError:
+            return None
+    return request.spec if request.HasField("spec") else None
