@@ -67,6 +67,12 @@ class MqttConfig:
     session_expiry: int = 3600  # s the broker keeps our session after a disconnect
     keepalive: int = 30
     ack_timeout: float = 10.0
+    # TLS to the broker (deploy/mosquitto.conf): the CA of the broker's certificate, and the
+    # agent's own certificate and key, whose CN the broker takes as username and client id.
+    tls: bool = False
+    cafile: str = ""
+    certfile: str = ""
+    keyfile: str = ""
 
 
 @dataclass(frozen=True)
@@ -284,6 +290,17 @@ _CHECKS: list[tuple[str, Callable[[AgentConfig], bool], str]] = [
     ("mqtt.spool_mb", lambda c: 1 <= c.mqtt.spool_mb <= 1_000_000, "out of range 1..1000000"),
     ("mqtt.max_inflight", lambda c: 1 <= c.mqtt.max_inflight <= 65535, "out of range 1..65535"),
     ("mqtt.catchup_rate", lambda c: c.mqtt.catchup_rate > 0, "must be positive"),
+    ("mqtt.cafile", lambda c: not c.mqtt.tls or bool(c.mqtt.cafile), "required with tls = true"),
+    (
+        "mqtt.tls",
+        lambda c: c.mqtt.tls or not (c.mqtt.cafile or c.mqtt.certfile or c.mqtt.keyfile),
+        "cafile, certfile and keyfile are used only with tls = true",
+    ),
+    (
+        "mqtt.keyfile",
+        lambda c: bool(c.mqtt.certfile) == bool(c.mqtt.keyfile),
+        "certfile and keyfile go together",
+    ),
     (
         "metrics.listen",
         lambda c: c.metrics.listen == "" or c.metrics.listen.rpartition(":")[2].isdigit(),

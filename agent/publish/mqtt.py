@@ -29,8 +29,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent.config import MqttConfig
+from agent.errors import ConfigError
 from agent.publish import topics
 from agent.publish.outbox import Message, Outbox
+from agent.publish.tls import mqtt_context
 
 __all__ = ["Publisher"]
 
@@ -70,7 +72,7 @@ class Publisher:
                 async with self._client() as client:
                     attempt = 0
                     await self._session(client)
-            except aiomqtt.MqttError as exc:
+            except (aiomqtt.MqttError, ConfigError) as exc:  # ConfigError: unreadable TLS files
                 self.connected = False
                 attempt += 1
                 delay = random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_MIN_S * 2**attempt))
@@ -93,6 +95,7 @@ class Publisher:
             max_inflight_messages=self._max_inflight,
             clean_start=False,
             properties=_connect_props(cfg.session_expiry),
+            tls_context=mqtt_context(cfg) if cfg.tls else None,  # files read at every connect
         )
 
     async def _session(self, client: aiomqtt.Client) -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import aiomqtt
 import pytest
 
 from controller.cli import main as ioinctl
+from tests.harness import AgentProc, Broker
 from tests.security.conftest import SecureBroker
 
 V5 = aiomqtt.ProtocolVersion.V5
@@ -181,3 +183,30 @@ async def test_plain_anonymous_and_foreign_clients_are_refused(
     assert "wrong version number" in b.log  # the plain client: no TLS, no MQTT
     assert b.log.count("certificate verify failed") == 1  # the foreign CA
     assert "peer did not return a certificate" in b.log  # TLS without a client certificate
+
+
+async def test_a_real_agent_publishes_over_tls_as_its_certificate(
+    secure_broker: SecureBroker, agent_factory: Callable[..., AgentProc]
+) -> None:
+    """ioind with ``[mqtt] tls``: its birth and events reach a reader; its client id is its CN."""
+    b = secure_broker
+    tls = (
+        f'tls = true\ncafile = "{b.pki / "ca.crt"}"\n'
+        f'certfile = "{b.pki / "host-a.crt"}"\nkeyfile = "{b.pki / "host-a.key"}"\n'
+    )
+    async with client(b, "reader") as reader:
+        await reader.subscribe("ioin/v1/host-a/#", qos=1)
+        agent = agent_factory("host-a", broker=Broker(b.port, b.workdir), mqtt_extra=tls)
+        push = ["push", "!ioin 0x3f8", "--hosts", agent.address, "--insecure"]
+        assert await asyncio.to_thread(ioinctl, push) == 0
+        topics: set[str] = set()
+        async with asyncio.timeout(RECEIVE_S):
+            async for msg in reader.messages:
+                topics.add(
+                    str(msg.topic).rsplit("/", 1)[0]
+                    if "/events/" in str(msg.topic)
+                    else str(msg.topic)
+                )
+                if {"ioin/v1/host-a/status", "ioin/v1/host-a/events"} <= topics:
+                    break
+    assert re.search(r"New client connected from \S+ as host-a \(p5", b.log)
