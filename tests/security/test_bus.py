@@ -8,7 +8,10 @@ and never write; plain, anonymous and foreign clients are refused.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from tests.harness import AgentProc, Broker
 from tests.security.conftest import SecureBroker
 
 V5 = aiomqtt.ProtocolVersion.V5
+IOINCTL = [sys.executable, "-m", "controller.cli"]
 RECEIVE_S = 10.0
 DENIED = 135  # MQTT 5 reason code "Not authorized" (SUBACK, PUBACK)
 
@@ -210,3 +214,23 @@ async def test_a_real_agent_publishes_over_tls_as_its_certificate(
                 if {"ioin/v1/host-a/status", "ioin/v1/host-a/events"} <= topics:
                     break
     assert re.search(r"New client connected from \S+ as host-a \(p5", b.log)
+    flags = [
+        f"--mqtt-{k}={b.pki / f}"
+        for k, f in (("ca", "ca.crt"), ("cert", "reader.crt"), ("key", "reader.key"))
+    ]
+    watch = [
+        *IOINCTL,
+        "watch",
+        "--broker",
+        f"127.0.0.1:{b.port}",
+        *flags,
+        "--seconds",
+        "2",
+        "-o",
+        "json",
+    ]
+    out = await asyncio.to_thread(subprocess.run, watch, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    assert events
+    assert {e["host"] for e in events} == {"host-a"}
