@@ -8,9 +8,10 @@ admin       the same for hooks that change the guest (:data:`GUEST_EFFECTS`), Re
 =========== ==========================================================================
 
 Remove, enable and disable are judged by the hook they name as the agent holds it (an operator
-may not disable someone's ``break`` hook either). SetHook is judged by the hook as pushed: the
-command is parsed here (a command that does not parse needs only operator, and the servicer
-refuses it with INVALID_ARGUMENT naming the token).
+may not disable someone's ``break`` hook either). SetHook is judged by the hook as pushed and by
+the hook it would replace (an operator may not overwrite a ``break`` hook with an observing one
+of the same id). The command is parsed here; one that does not parse needs only operator, and
+the servicer refuses it with INVALID_ARGUMENT naming the token.
 """
 
 from __future__ import annotations
@@ -63,21 +64,30 @@ def agent_policy(held: Callable[[str], hooks_pb2.HookSpec | None]) -> Policy:
         if method in _ADMIN:
             return Need(Role.ADMIN, name, mutating=True)
         if method == f"{AGENT}SetHook":
-            return _for_hook(name, _pushed(request))
+            spec = _pushed(request)
+            return _for_hook(name, spec, held(spec.id) if spec and spec.id else None)
         if method in _ON_HOOK:
-            return _for_hook(name, held(request.id), request.id)
+            return _for_hook(name, held(request.id), hook_id=request.id)
         return Need(Role.ADMIN, f"{method} (not in the role table)", mutating=True)
 
     return need
 
 
-def _for_hook(name: str, spec: hooks_pb2.HookSpec | None, hook_id: str = "") -> Need:
+def _for_hook(
+    name: str,
+    spec: hooks_pb2.HookSpec | None,
+    replaced: hooks_pb2.HookSpec | None = None,
+    *,
+    hook_id: str = "",
+) -> Need:
+    """Admin if ``spec`` changes the guest, or if it replaces a hook that does."""
     if spec is None:  # nothing to judge: the call fails anyway (syntax, unknown hook id)
         return Need(Role.OPERATOR, name, mutating=True, hook_id=hook_id)
     effects = guest_effects(spec)
-    role, what = (
-        (Role.ADMIN, f"{name} with {', '.join(effects)}") if effects else (Role.OPERATOR, name)
-    )
+    lost = [e for e in guest_effects(replaced) if e not in effects] if replaced else []
+    what = name + (f" with {', '.join(effects)}" if effects else "")
+    what += f" over a hook with {', '.join(lost)}" if lost else ""
+    role = Role.ADMIN if effects or lost else Role.OPERATOR
     return Need(role, what, mutating=True, hook_id=spec.id or hook_id, command=canonical(spec))
 
 

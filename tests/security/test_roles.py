@@ -105,6 +105,12 @@ CLASSES: list[tuple[str, Call, Role, str]] = [
     ("SetHook break", set_hook("!ioin 0x70 break", "brk"), Role.ADMIN, "SetHook with break"),
     ("SetHook set", set_hook("!ioin 0x71 stage post set 5"), Role.ADMIN, "SetHook with set"),
     ("SetHook sc on", set_hook("!ioin 0x60 sc on"), Role.ADMIN, "SetHook with sc on"),
+    (
+        "SetHook over break",
+        set_hook("!ioin 0x70", "brk"),
+        Role.ADMIN,
+        "SetHook over a hook with break",
+    ),
     ("DisableHook break", on_hook("DisableHook", "brk"), Role.ADMIN, "DisableHook with break"),
     ("RemoveHook break", on_hook("RemoveHook", "brk"), Role.ADMIN, "RemoveHook with break"),
     ("Resume", rpc("Resume", agent_pb2.ResumeRequest(break_id="b0")), Role.ADMIN, "Resume"),
