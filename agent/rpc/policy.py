@@ -22,7 +22,7 @@ from typing import Any
 from agent.errors import HookSyntaxError
 from agent.hooks.lang import canonical, parse
 from agent.identity import Role
-from agent.rpc.roles import Need, Policy
+from agent.rpc.roles import Need, Policy, table_policy
 from agent.wire import agent_pb2, hooks_pb2
 
 __all__ = ["GUEST_EFFECTS", "agent_policy", "guest_effects"]
@@ -41,11 +41,11 @@ GUEST_EFFECTS: tuple[tuple[str, Callable[[hooks_pb2.HookSpec], bool]], ...] = (
     ("code", lambda s: bool(s.code.strip())),
 )
 
-_VIEWER = {f"{AGENT}{m}" for m in ("ListHooks", "GetStatus", "ListVms")} | {
-    f"{HEALTH}Check",
-    f"{HEALTH}Watch",
+_READS = {f"{AGENT}{m}": Role.VIEWER for m in ("ListHooks", "GetStatus", "ListVms")} | {
+    f"{HEALTH}Check": Role.VIEWER,
+    f"{HEALTH}Watch": Role.VIEWER,
 }
-_ADMIN = {f"{AGENT}{m}" for m in ("Resume", "StartVm", "StopVm")}
+_WRITES = {f"{AGENT}{m}": Role.ADMIN for m in ("Resume", "StartVm", "StopVm")}
 _ON_HOOK = {f"{AGENT}{m}" for m in ("RemoveHook", "EnableHook", "DisableHook")}
 
 
@@ -57,18 +57,16 @@ def guest_effects(spec: hooks_pb2.HookSpec) -> list[str]:
 def agent_policy(held: Callable[[str], hooks_pb2.HookSpec | None]) -> Policy:
     """The agent's policy; ``held(hook_id)`` is the spec the agent holds under that id."""
 
+    by_table = table_policy(_READS, _WRITES)
+
     def need(method: str, request: Any) -> Need:
         name = method.rsplit("/", 1)[-1]
-        if method in _VIEWER:
-            return Need(Role.VIEWER, name)
-        if method in _ADMIN:
-            return Need(Role.ADMIN, name, mutating=True)
         if method == f"{AGENT}SetHook":
             spec = _pushed(request)
             return _for_hook(name, spec, held(spec.id) if spec and spec.id else None)
         if method in _ON_HOOK:
             return _for_hook(name, held(request.id), hook_id=request.id)
-        return Need(Role.ADMIN, f"{method} (not in the role table)", mutating=True)
+        return by_table(method, request)
 
     return need
 

@@ -20,7 +20,7 @@ allowed or refused, is handed to ``audit`` once it has finished, as a :class:`Do
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,16 @@ import grpc
 from agent.identity import Identity, Role, identity_from_pem
 from agent.model import REQUEST_ID as REQUEST_ID_KEY
 
-__all__ = ["CALLER", "REQUEST_ID", "Done", "Need", "Policy", "RoleInterceptor", "refusal"]
+__all__ = [
+    "CALLER",
+    "REQUEST_ID",
+    "Done",
+    "Need",
+    "Policy",
+    "RoleInterceptor",
+    "refusal",
+    "table_policy",
+]
 
 CALLER: ContextVar[Identity | None] = ContextVar("ioin_caller", default=None)
 REQUEST_ID: ContextVar[str] = ContextVar("ioin_request_id", default="")
@@ -54,6 +63,22 @@ class Need:
 
 # (full method name "/pkg.Service/Method", request) -> Need
 Policy = Callable[[str, Any], Need]
+
+
+def table_policy(reads: Mapping[str, Role], writes: Mapping[str, Role]) -> Policy:
+    """A policy from method tables (full names): ``reads`` are not audited, ``writes`` are; any
+    other method needs admin and is audited. For services whose calls need no request-dependent
+    role, e.g. the aggregator's."""
+
+    def need(method: str, request: Any) -> Need:
+        name = method.rsplit("/", 1)[-1]
+        if method in reads:
+            return Need(reads[method], name)
+        if method in writes:
+            return Need(writes[method], name, mutating=True)
+        return Need(Role.ADMIN, f"{method} (not in the role table)", mutating=True)
+
+    return need
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from agent.identity import Role
 from agent.model import REQUEST_ID
-from agent.rpc.policy import guest_effects
 from agent.wire import agent_pb2, agent_pb2_grpc, hooks_pb2
 from controller.cli import main as ioinctl
 from tests.harness import AgentProc
@@ -162,12 +161,3 @@ async def test_every_rpc_class_against_every_kind_of_certificate(
                     elif not rid:
                         wrong.append(f"{who} / {label}: refusal without a request id")
     assert not wrong, "\n".join(wrong)
-
-
-def test_guest_effects_name_what_changes_the_guest() -> None:
-    from agent.hooks.lang import parse
-
-    assert guest_effects(parse("!ioin 0x3f8 pid 2 core 1 stage post rate 10")) == []
-    assert guest_effects(parse("!ioin 0x70 break")) == ["break"]
-    assert guest_effects(parse("!ioout 0x80 set 1 sc on")) == ["set", "sc on"]
-    assert guest_effects(parse("!ioin 0x60 script { @rax = 1 }")) == ["script"]

@@ -1,0 +1,48 @@
+"""The role tables themselves: what changes the guest, and what a method missing from a table
+needs (the end-to-end matrix is in test_roles.py)."""
+
+from __future__ import annotations
+
+from agent.hooks.lang import parse
+from agent.identity import Role
+from agent.rpc.policy import agent_policy, guest_effects
+from agent.rpc.roles import table_policy
+from agent.wire import agent_pb2, hooks_pb2
+
+
+def test_guest_effects_name_what_changes_the_guest() -> None:
+    assert guest_effects(parse("!ioin 0x3f8 pid 2 core 1 stage post rate 10")) == []
+    assert guest_effects(parse("!ioin 0x70 break")) == ["break"]
+    assert guest_effects(parse("!ioout 0x80 set 1 sc on")) == ["set", "sc on"]
+    assert guest_effects(parse("!ioin 0x60 script { @rax = 1 }")) == ["script"]
+
+
+def test_a_method_missing_from_a_table_needs_admin_and_is_audited() -> None:
+    policy = table_policy({"/s.S/Read": Role.VIEWER}, {"/s.S/Write": Role.OPERATOR})
+    read, write, other = (policy(f"/s.S/{m}", None) for m in ("Read", "Write", "New"))
+    assert (read.role, read.mutating) == (Role.VIEWER, False)
+    assert (write.role, write.mutating) == (Role.OPERATOR, True)
+    assert (other.role, other.mutating, other.what) == (
+        Role.ADMIN,
+        True,
+        "/s.S/New (not in the role table)",
+    )
+    agent = agent_policy(lambda _: None)
+    assert agent("/ioin.v1.Agent/Unknown", None).role is Role.ADMIN
+
+
+def test_set_hook_is_judged_by_the_hook_pushed_and_the_hook_replaced() -> None:
+    held = {"brk": parse("!ioin 0x70 break", hook_id="brk")}
+    policy = agent_policy(held.get)
+    request = agent_pb2.SetHookRequest(command="!ioin 0x70", spec=hooks_pb2.HookSpec(id="brk"))
+    need = policy("/ioin.v1.Agent/SetHook", request)
+    assert (need.role, need.what, need.hook_id) == (
+        Role.ADMIN,
+        "SetHook over a hook with break",
+        "brk",
+    )
+    assert need.command == "!ioin 70"
+    fresh = policy("/ioin.v1.Agent/SetHook", agent_pb2.SetHookRequest(command="!ioin 0x70"))
+    assert (fresh.role, fresh.what) == (Role.OPERATOR, "SetHook")
+    broken = policy("/ioin.v1.Agent/SetHook", agent_pb2.SetHookRequest(command="!ioin zz"))
+    assert broken.role is Role.OPERATOR  # refused later with INVALID_ARGUMENT naming 'zz'
