@@ -95,7 +95,9 @@ class Publisher:
             max_inflight_messages=self._max_inflight,
             clean_start=False,
             properties=_connect_props(cfg.session_expiry),
-            tls_context=mqtt_context(cfg) if cfg.tls else None,  # files read at every connect
+            tls_context=mqtt_context(cfg, self._host)
+            if cfg.tls
+            else None,  # files read at every connect
         )
 
     async def _session(self, client: aiomqtt.Client) -> None:

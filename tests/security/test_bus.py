@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -234,3 +235,22 @@ async def test_a_real_agent_publishes_over_tls_as_its_certificate(
     events = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     assert events
     assert {e["host"] for e in events} == {"host-a"}
+
+
+def test_an_agent_refuses_to_send_under_another_hosts_certificate(
+    secure_broker: SecureBroker, agent_factory: Callable[..., AgentProc]
+) -> None:
+    """host-a given host-b's pair: the broker would refuse every publish, so the agent does not
+    connect at all and says why (its spool keeps everything)."""
+    b = secure_broker
+    tls = (
+        f'tls = true\ncafile = "{b.pki / "ca.crt"}"\n'
+        f'certfile = "{b.pki / "host-b.crt"}"\nkeyfile = "{b.pki / "host-b.key"}"\n'
+    )
+    agent = agent_factory("host-a", broker=Broker(b.port, b.workdir), mqtt_extra=tls)
+    why = "CN 'host-b' is not this agent's host id 'host-a'"
+    deadline = time.monotonic() + RECEIVE_S
+    while why not in agent.log and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert why in agent.log
+    assert "New client connected" not in b.log

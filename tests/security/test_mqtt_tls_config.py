@@ -39,11 +39,11 @@ def test_context_presents_the_agent_certificate_and_names_unusable_files(tmp_pat
         certfile=str(d / "web-01.crt"),
         keyfile=str(d / "web-01.key"),
     )
-    ctx = mqtt_context(ok)
+    ctx = mqtt_context(ok, "web-01")
     assert ctx.check_hostname
     assert len(ctx.get_ca_certs()) == 1
     with pytest.raises(ConfigError, match=r"mqtt.cafile: .*/nope.crt"):
-        mqtt_context(MqttConfig(tls=True, cafile=str(d / "nope.crt")))
+        mqtt_context(MqttConfig(tls=True, cafile=str(d / "nope.crt")), "web-01")
     mismatched = MqttConfig(
         tls=True,
         cafile=str(d / "ca.crt"),
@@ -51,4 +51,6 @@ def test_context_presents_the_agent_certificate_and_names_unusable_files(tmp_pat
         keyfile=str(d / "ca.key"),
     )
     with pytest.raises(ConfigError, match=r"mqtt.certfile/keyfile: .*web-01.crt, .*ca.key"):
-        mqtt_context(mismatched)
+        mqtt_context(mismatched, "web-01")
+    with pytest.raises(ConfigError, match=r"CN 'web-01' is not this agent's host id 'web-02'"):
+        mqtt_context(ok, "web-02")
