@@ -24,8 +24,15 @@ class Pki:
 
 
 def make_pki(directory: Path, name: str = "test", role: Role = Role.ADMIN) -> Pki:
-    """A CA named ``<name>-ca``, the agent ``ioind`` (SAN 127.0.0.1) and the user ``ioinctl``."""
+    """A CA named ``<name>-ca``, the agent ``ioind`` (SAN 127.0.0.1) and the user ``ioinctl``
+    (``role``), under the file names tests have always used (ca.pem, server.pem, client.pem)."""
     ca = pki.init_ca(directory, f"{name}-ca")
     server = pki.issue_agent(directory, "ioind", ["127.0.0.1"])
     client = pki.issue_user(directory, "ioinctl", role)
-    return Pki(ca.cert, server.cert, server.key, client.cert, client.key)
+    return Pki(
+        ca=ca.cert.rename(directory / "ca.pem"),
+        server_cert=server.cert.rename(directory / "server.pem"),
+        server_key=server.key.rename(directory / "server.key"),
+        client_cert=client.cert.rename(directory / "client.pem"),
+        client_key=client.key.rename(directory / "client.key"),
+    )
