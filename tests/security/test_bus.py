@@ -23,6 +23,8 @@ from controller.cli import main as ioinctl
 from tests.harness import AgentProc, Broker
 from tests.security.conftest import SecureBroker
 
+pytestmark = pytest.mark.slow
+
 V5 = aiomqtt.ProtocolVersion.V5
 IOINCTL = [sys.executable, "-m", "controller.cli"]
 RECEIVE_S = 10.0
