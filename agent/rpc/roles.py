@@ -113,7 +113,8 @@ def _caller(context: Ctx) -> Identity | None:
 
 
 class RoleInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Checks every unary-unary and unary-stream call against ``policy`` before it runs.
+    """Checks every call against ``policy`` before it runs. A streaming request is judged
+    before its first message, with ``request=None`` (by its method alone).
 
     ``secure`` says the server requires client certificates: then a call arriving without one
     (which TLS should have made impossible) is refused rather than treated as a plain server's.
@@ -147,7 +148,17 @@ class RoleInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-        return handler  # streaming requests: none in our services
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                self._unary(method, handler.stream_unary, by_method=True),  # type: ignore[arg-type]
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            self._stream(method, handler.stream_stream, by_method=True),  # type: ignore[arg-type]
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
     async def _admit(self, method: str, request: Any, context: Ctx) -> Need:
         """Set the call's context variables; abort with PERMISSION_DENIED when refused."""
@@ -175,9 +186,11 @@ class RoleInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         done = Done(CALLER.get(), method, need, code, detail, REQUEST_ID.get(), context.peer())
         self._audit(done)
 
-    def _unary(self, method: str, inner: Callable[[Any, Ctx], Awaitable[Any]]) -> Any:
+    def _unary(
+        self, method: str, inner: Callable[[Any, Ctx], Awaitable[Any]], *, by_method: bool = False
+    ) -> Any:
         async def call(request: Any, context: Ctx) -> Any:
-            need = await self._admit(method, request, context)
+            need = await self._admit(method, None if by_method else request, context)
             try:
                 response = await inner(request, context)
             except BaseException:
@@ -188,10 +201,21 @@ class RoleInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
         return call
 
-    def _stream(self, method: str, inner: Callable[[Any, Ctx], AsyncIterator[Any]]) -> Any:
+    def _stream(
+        self,
+        method: str,
+        inner: Callable[[Any, Ctx], AsyncIterator[Any]],
+        *,
+        by_method: bool = False,
+    ) -> Any:
         async def call(request: Any, context: Ctx) -> AsyncIterator[Any]:
-            await self._admit(method, request, context)  # streams only read: never audited
-            async for item in inner(request, context):
-                yield item
+            need = await self._admit(method, None if by_method else request, context)
+            try:
+                async for item in inner(request, context):
+                    yield item
+            except BaseException:
+                self._record(method, need, context, None, "")
+                raise
+            self._record(method, need, context, grpc.StatusCode.OK, "")
 
         return call
