@@ -2,25 +2,41 @@
 
 An EventBatch carries plain events as ``EventColumns`` (parallel packed arrays: encoding costs
 tens of nanoseconds per field and event instead of microseconds per Event message) and the rest
-as Event messages (see proto/ioin/v1/events.proto). :class:`Block` is the in-memory twin of the
-columns: plain events of one hook with no per-event object, the sim's fast path through the
-pipeline. :func:`pack_batch` builds a batch from events or a block; :func:`batch_events` reads
-every event back, from both forms.
+as Event messages (see proto/ioin/v1/events.proto). :class:`~agent.columns.Block` is the
+in-memory twin of the columns: plain events of one hook with no per-event object, the fast path
+of the sim and the kvm C loop through the pipeline. :func:`pack_batch` builds a batch from
+events or a block; :func:`batch_events` reads every event back, from both forms.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol, Self, runtime_checkable
-
+from agent.columns import (
+    F_OUT,
+    F_POST,
+    F_REGS,
+    F_REP,
+    F_RIP,
+    F_SKIPPED,
+    F_STRING,
+    F_VALUE_SET,
+    SIZE_SHIFT,
+    Block,
+    column_event,
+)  # fmt: skip
 from agent.events import Event, from_proto, to_proto
 from agent.model import Direction, Stage
 from agent.wire import events_pb2
 
-__all__ = [
+__all__ = [  # Block and the flag bits re-exported from agent.columns (the contract's spelling)
     "F_OUT",
+    "F_POST",
+    "F_REGS",
+    "F_REP",
+    "F_RIP",
+    "F_SKIPPED",
+    "F_STRING",
+    "F_VALUE_SET",
     "Block",
-    "BlockSink",
     "batch_events",
     "batch_size",
     "is_plain",
@@ -30,10 +46,6 @@ __all__ = [
     "unpack_columns",
 ]
 
-# Flag bits of EventColumns.flags (see proto/ioin/v1/events.proto).
-F_OUT, F_POST, F_STRING, F_REP, F_SKIPPED, F_VALUE_SET = 1, 1 << 4, 1 << 5, 1 << 6, 1 << 7, 1 << 8
-F_RIP, F_REGS = 1 << 9, 1 << 10
-_SIZE_SHIFT = 1
 OUT, POST = Direction.OUT, Stage.POST
 
 
@@ -83,7 +95,7 @@ def pack_columns(
     out.count.extend([e.count for e in evs])
     out.flags.extend(
         [
-            e.size << _SIZE_SHIFT
+            e.size << SIZE_SHIFT
             | (F_OUT if e.dir is OUT else 0)
             | (F_POST if e.stage is POST else 0)
             | (F_STRING if e.string else 0)
@@ -129,40 +141,6 @@ def pack_block(block: Block, out: events_pb2.EventColumns) -> None:
         out.regs.extend(block.regs)
 
 
-def _event(
-    hook_id: str,
-    ts: int,
-    port: int,
-    value: int,
-    vm: int,
-    vm_name: str,
-    vcpu: int,
-    cpu: int,
-    count: int,
-    f: int,
-    seq: int,
-) -> Event:
-    """An event from its columns, the flag bits decoded (value_set, rip, regs: the caller's)."""
-    return Event(
-        hook_id,
-        ts,
-        Direction.OUT if f & F_OUT else Direction.IN,
-        port,
-        size=(f >> _SIZE_SHIFT) & 7,
-        count=count,
-        string=bool(f & F_STRING),
-        rep=bool(f & F_REP),
-        value=value,
-        vm=vm,
-        vm_name=vm_name,
-        vcpu=vcpu,
-        cpu=cpu,
-        stage=Stage.POST if f & F_POST else Stage.PRE,
-        skipped=bool(f & F_SKIPPED),
-        seq=seq,
-    )
-
-
 def unpack_columns(cols: events_pb2.EventColumns) -> list[Event]:
     """The events of a columnar block (``ValueError`` if its arrays do not fit together)."""
     hooks, names = list(cols.hook_ids), list(cols.vm_names)
@@ -194,7 +172,7 @@ def unpack_columns(cols: events_pb2.EventColumns) -> list[Event]:
     value_sets, rips, regs = iter(cols.value_set), iter(cols.rip), iter(cols.regs)
     out = []
     for seq, ts, h, port, value, vm, name, vcpu, cpu, count, f in zip(*arrays, strict=True):
-        ev = _event(hooks[h], ts, port, value, vm, names[name], vcpu, cpu, count, f, seq)
+        ev = column_event(hooks[h], ts, port, value, vm, names[name], vcpu, cpu, count, f, seq)
         if f & F_VALUE_SET:
             ev.value_set = next(value_sets)
         if f & F_RIP:
@@ -235,108 +213,3 @@ def batch_events(batch: events_pb2.EventBatch) -> list[Event]:
 def batch_size(batch: events_pb2.EventBatch) -> int:
     """How many events a batch carries (without decoding them)."""
     return len(batch.events) + len(batch.columns.seq)
-
-
-@dataclass(slots=True)
-class Block:
-    """Plain events of one hook as columns, with no per-event object (the fast paths of the sim
-    and the kvm vCPU loop).
-
-    Plain means what fits :class:`Event` without ``data``, ``value_set`` or ``break_id``;
-    ``flags`` holds size, direction, stage and the string / rep / skipped / rip / regs bits as in
-    ``EventColumns.flags`` (never ``F_VALUE_SET``). As in ``EventColumns``, ``rip`` has one
-    element per event flagged ``F_RIP`` and ``regs`` ``len(reg_names)`` per event flagged
-    ``F_REGS``, in event order. Producers fill every column but ``seq``, which the pipeline fills
-    (gap-free, like ``Event.seq``). Every other column has one element per event, and the block
-    owns its lists.
-    """
-
-    hook_id: str
-    ts: list[int]
-    port: list[int]
-    value: list[int]
-    vm: list[int]
-    vm_name: list[str]
-    vcpu: list[int]
-    cpu: list[int]
-    count: list[int]
-    flags: list[int]
-    seq: list[int] = field(default_factory=list)
-    rip: list[int] = field(default_factory=list)
-    regs: list[int] = field(default_factory=list)
-    reg_names: tuple[str, ...] = ()
-
-    @classmethod
-    def empty(cls, hook_id: str) -> Self:
-        return cls(hook_id, [], [], [], [], [], [], [], [], [], [])
-
-    def __len__(self) -> int:
-        return len(self.port)
-
-    def _columns(self) -> tuple[list[Any], ...]:
-        c = self
-        return (c.ts, c.port, c.value, c.vm, c.vm_name, c.vcpu, c.cpu, c.count, c.flags, c.seq)
-
-    def extend(self, other: Block) -> None:
-        """Append ``other``'s events (same hook; same register names if both have registers)."""
-        for mine, theirs in zip(self._columns(), other._columns(), strict=True):
-            mine.extend(theirs)
-        if other.rip:
-            self.rip.extend(other.rip)
-        if other.regs:
-            if self.reg_names and self.reg_names != other.reg_names:
-                raise ValueError("Block.extend: different register names")
-            self.reg_names = other.reg_names
-            self.regs.extend(other.regs)
-
-    def _extra(self, n: int) -> tuple[int, int]:
-        """How many ``rip`` and ``regs`` elements belong to the first ``n`` events."""
-        size = len(self.port)
-        k = len(self.reg_names)
-        rips = n if len(self.rip) == size else sum(1 for f in self.flags[:n] if f & F_RIP)
-        regs = (
-            n * k
-            if len(self.regs) == size * k
-            else k * sum(1 for f in self.flags[:n] if f & F_REGS)
-        )
-        return rips, regs
-
-    def head(self, n: int) -> Block:
-        """A new block of the first ``n`` events."""
-        rips, regs = self._extra(n) if self.rip or self.regs else (0, 0)
-        c = self
-        return Block(
-            c.hook_id, c.ts[:n], c.port[:n], c.value[:n], c.vm[:n], c.vm_name[:n], c.vcpu[:n],
-            c.cpu[:n], c.count[:n], c.flags[:n], c.seq[:n], c.rip[:rips], c.regs[:regs],
-            c.reg_names,
-        )  # fmt: skip
-
-    def take(self, n: int) -> Block:
-        """Remove the first ``n`` events and return them as a new block."""
-        first = self.head(n)
-        for col in self._columns():
-            del col[:n]
-        del self.rip[: len(first.rip)]
-        del self.regs[: len(first.regs)]
-        return first
-
-    def events(self) -> list[Event]:
-        """The events as records (``ioind local``, JSON batches, plain sinks: not a hot path)."""
-        out = []
-        columns = (*self._columns()[:-1], self.seq or [0] * len(self))  # 0: not numbered yet
-        rips, regs, names = iter(self.rip), iter(self.regs), self.reg_names
-        for ts, port, value, vm, name, vcpu, cpu, count, f, seq in zip(*columns, strict=True):
-            ev = _event(self.hook_id, ts, port, value, vm, name, vcpu, cpu, count, f, seq)
-            if f & F_RIP:
-                ev.rip = next(rips)
-            if f & F_REGS:
-                ev.regs = dict(zip(names, regs, strict=False))
-            out.append(ev)
-        return out
-
-
-@runtime_checkable
-class BlockSink(Protocol):
-    """What takes blocks besides events: the pipeline (see ``SimBackend.run``)."""
-
-    def submit_blocks(self, blocks: list[Block]) -> None: ...

@@ -125,11 +125,11 @@ def local(
     sim_rate: Annotated[float | None, typer.Option(help="sim accesses per second")] = None,
     bios: Annotated[str | None, typer.Option(help="kvm: firmware image (e.g. SeaBIOS)")] = None,
     image: Annotated[str | None, typer.Option(help="kvm: flat guest image")] = None,
-    mode: Annotated[str, typer.Option(help="kvm: real | protected | long")] = "real",
-    load_addr: Annotated[str, typer.Option(help="kvm: load address")] = "0x1000",
+    mode: Annotated[str, typer.Option(help="kvm: real | protected | long")] = VmConfig.mode,
+    load_addr: Annotated[str, typer.Option(help="kvm: load address")] = hex(VmConfig.load_addr),
     entry: Annotated[str | None, typer.Option(help="kvm: entry (default: load address)")] = None,
-    vcpus: Annotated[int, typer.Option(help="kvm: vCPUs")] = 1,
-    mem_mib: Annotated[int, typer.Option(help="kvm: guest memory in MiB")] = 16,
+    vcpus: Annotated[int, typer.Option(help="kvm: vCPUs")] = VmConfig.vcpus,
+    mem_mib: Annotated[int, typer.Option(help="kvm: guest memory in MiB")] = VmConfig.mem_mib,
     vm_name: Annotated[str, typer.Option(help="kvm: the VM's name")] = "vm1",
     break_timeout: Annotated[
         float | None, typer.Option(help="kvm: a paused vCPU resumes after this many s")

@@ -28,6 +28,7 @@ __all__ = [
     "VmConfig",
     "default_host_id",
     "load_config",
+    "vm_problems",
 ]
 
 T = TypeVar("T")
@@ -93,16 +94,51 @@ class SimConfig:
     out_fraction: float = 0.25
 
 
+VM_MODES = ("real", "protected", "long")
+VM_MAX_VCPUS = 64
+VM_MAX_MEM_MIB = 3072  # RAM stays below the 32-bit PCI hole and the firmware (boot.py)
+MIB = 1 << 20
+
+
 @dataclass(frozen=True)
 class VmConfig:
+    """One ``[[kvm.vm]]`` table: the one place VM defaults are written (the StartVm RPC and
+    ``ioind local`` take theirs from here)."""
+
     name: str
     image: str = ""
     bios: str = ""
     mode: str = "real"  # real | protected | long
-    load_addr: int = 0x1000
+    load_addr: int = 0x1000  # 0 allowed
     entry: int = 0x1000
     vcpus: int = 1
     mem_mib: int = 16
+
+
+def vm_problems(vm: VmConfig, where: str) -> list[str]:
+    """Every problem with ``vm``, each naming its key (``where`` is the prefix, e.g.
+    ``kvm.vm[0].``)."""
+    problems = []
+    if not ID_PATTERN.match(vm.name):
+        problems.append(f"{where}name: '{vm.name}' must match [a-z0-9][a-z0-9._-]{{0,63}}")
+    if bool(vm.image) == bool(vm.bios):
+        what = "both given" if vm.image else "neither given"
+        problems.append(f"{where}image: give exactly one of image and bios ({what})")
+    if vm.mode not in VM_MODES:
+        problems.append(f"{where}mode: one of {', '.join(VM_MODES)}, got '{vm.mode}'")
+    if not 1 <= vm.vcpus <= VM_MAX_VCPUS:
+        problems.append(f"{where}vcpus: {vm.vcpus} out of range 1..{VM_MAX_VCPUS}")
+    if not 1 <= vm.mem_mib <= VM_MAX_MEM_MIB:
+        problems.append(f"{where}mem_mib: {vm.mem_mib} out of range 1..{VM_MAX_MEM_MIB}")
+    ram = vm.mem_mib * MIB
+    if vm.image and not 0 <= vm.load_addr < ram:
+        problems.append(
+            f"{where}load_addr: {vm.load_addr:#x} outside the guest's RAM (0..{ram:#x})"
+        )
+    top = min(ram, 1 << 20) if vm.mode == "real" else ram  # real mode reaches the first MiB
+    if vm.image and not 0 <= vm.entry < top:
+        problems.append(f"{where}entry: {vm.entry:#x} outside 0..{top:#x} ({vm.mode} mode)")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -245,11 +281,18 @@ def _vms(r: _Reader, raw: Any) -> tuple[VmConfig, ...] | None:
         r.problems.append("kvm.vm: expected an array of tables ([[kvm.vm]])")
         return None
     vms = []
+    names: set[str] = set()
     for i, item in enumerate(raw):
+        where = f"kvm.vm[{i}]."
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            r.problems.append(f"kvm.vm[{i}].name: required string")
+            r.problems.append(f"{where}name: required string")
             continue
-        vms.append(r.build(VmConfig, item, f"kvm.vm[{i}].", name=item["name"]))
+        vm = r.build(VmConfig, item, where, name=item["name"])
+        r.problems.extend(vm_problems(vm, where))
+        if vm.name in names:
+            r.problems.append(f"{where}name: '{vm.name}' is already the name of another vm")
+        names.add(vm.name)
+        vms.append(vm)
     return tuple(vms)
 
 

@@ -18,11 +18,12 @@ from typing import Any
 import structlog
 
 from agent import __version__
-from agent.backends import Backend, Notify, load_backend
+from agent.backends import Backend, load_backend
 from agent.config import AgentConfig
 from agent.errors import CapabilityError, HookError, HookSyntaxError
 from agent.hooks.table import HookTable
 from agent.model import Capability, check_id
+from agent.notices import Notice, NoticeKind, Route
 from agent.pipeline import Batch, Emit, Pipeline
 from agent.publish import topics
 from agent.publish.mqtt import Publisher
@@ -60,7 +61,7 @@ class Agent:
         backend: Backend | None = None,
         *,
         emit: Emit | None = None,
-        side: Notify | None = None,
+        side: Callable[[Notice], None] | None = None,
         persist: bool = True,
     ) -> None:
         """``emit`` and ``side`` replace MQTT for events and notices (``ioind local``)."""
@@ -207,18 +208,19 @@ class Agent:
         topic = topics.events(self.host, hook_id)
         self.outbox.put_events(topic, payload, ctype, len(events))
 
-    def notice(self, kind: str, fields: dict[str, object]) -> None:
-        """Route a backend side-channel message to its topic (see ``agent.backends.base``)."""
+    def notice(self, notice: Notice) -> None:
+        """Route a notice to its topic (see ``agent.notices``)."""
         if self._side is not None:
-            self._side(kind, fields)
+            self._side(notice)
             return
-        body = {"host": self.host, "kind": kind, "ts": time.time_ns()} | fields
-        if kind == "console":
+        fields = notice.fields
+        body = {"host": self.host, "kind": str(notice.kind), "ts": time.time_ns()} | dict(fields)
+        if notice.route is Route.CONSOLE:
             vm_name = str(fields.get("vm_name") or fields.get("vm"))
             msg = Message(
                 topics.console(self.host, vm_name), str(fields.get("text", "")).encode(), qos=0
             )
-        elif kind == "break":
+        elif notice.route is Route.BREAKS:
             msg = Message(
                 topics.breaks(self.host), json.dumps(body).encode(), content_type="application/json"
             )
@@ -246,7 +248,7 @@ class Agent:
                         "total": total,
                         "since": since[stage],
                     }
-                    self.notice("drops", fields)
+                    self.notice(Notice(NoticeKind.DROPS, fields))
                     reported[stage] = total
 
     def drop_counts(self) -> dict[str, int]:
@@ -265,9 +267,7 @@ class Agent:
         """Run backend, pipeline and publisher (and ``extra``) until cancelled or one fails."""
         async with asyncio.TaskGroup() as tg:
             tg.create_task(
-                self.backend.run(
-                    self.table, self.pipeline.submit, self.notice, self.backend_ready.set
-                ),
+                self.backend.run(self.table, self.pipeline, self.backend_ready.set),
                 name="backend",
             )
             tg.create_task(self.pipeline.run(), name="pipeline")

@@ -20,6 +20,7 @@ from agent.config import AgentConfig
 from agent.core import Agent
 from agent.events import Event, to_json
 from agent.hooks.lang import parse
+from agent.notices import Notice, Route
 
 __all__ = ["format_event", "run_local"]
 
@@ -75,15 +76,16 @@ async def run_local(
         out.flush()
         printed += len(events)
 
-    def side(kind: str, fields: dict[str, object]) -> None:
-        if kind == "console":
+    def side(notice: Notice) -> None:
+        fields = notice.fields
+        if notice.route is Route.CONSOLE:
             err.write(
                 f"[console {fields.get('vm_name', fields.get('vm'))}] {fields.get('text', '')}"
             )
             if not str(fields.get("text", "")).endswith("\n"):
                 err.write("\n")
         else:
-            err.write(f"[{kind}] {json.dumps(fields, default=str)}\n")
+            err.write(f"[{notice.kind}] {json.dumps(dict(fields), default=str)}\n")
         err.flush()
 
     specs = [parse(c) for c in commands]  # HookSyntaxError before anything starts

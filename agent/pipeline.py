@@ -1,8 +1,10 @@
 """The event pipeline: rate limit, sequence, batch per hook, hand to an emitter.
 
-Backends call :meth:`Pipeline.submit` on the event loop thread with a list of events, and the
-sim also :meth:`Pipeline.submit_blocks` with :class:`~agent.batch.Block` columns of plain
-events (no per-event object). Each event passes its hook's token bucket (``rate N burst M``;
+The pipeline is the agent's :class:`~agent.sink.EventSink`: backends call :meth:`Pipeline.events`
+on the event loop thread with a list of events, :meth:`Pipeline.blocks` with
+:class:`~agent.columns.Block` columns of plain events (no per-event object; the sim and the kvm C
+loop), and :meth:`Pipeline.notice` with notices, which pass on to the agent's ``notice`` router
+unchanged. Each event passes its hook's token bucket (``rate N burst M``;
 suppressed events are counted and announced, and get no sequence number), is numbered gap-free per
 agent boot, and joins its hook's batch. A batch is cut when it holds ``batch_max`` events or its
 oldest event has waited ``batch_ms``, and goes to ``emit(hook_id, batch)`` — the MQTT outbox, or
@@ -21,14 +23,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent.batch import Block
+from agent.columns import Block
 from agent.events import Event
 from agent.hooks.table import HookTable
+from agent.notices import Notice, NoticeKind
 
 __all__ = ["Batch", "Emit", "Pipeline", "TokenBucket"]
 
 Batch = list[Event] | Block
 Emit = Callable[[str, Batch], None]
+"""Where cut batches go: ``emit(hook_id, batch)`` (the MQTT outbox, or stdout)."""
 
 
 @dataclass(slots=True)
@@ -65,13 +69,13 @@ class Pipeline:
         *,
         batch_max: int,
         batch_ms: int,
-        notice: Callable[[str, dict[str, object]], None] | None = None,
+        notice: Callable[[Notice], None] | None = None,
     ) -> None:
         self._table = table
         self._emit = emit
         self._batch_max = batch_max
         self._batch_s = batch_ms / 1000
-        self._notice = notice or (lambda kind, fields: None)
+        self._notice = notice or (lambda notice: None)
         self._pending: dict[str, Batch] = {}
         self._since: dict[str, float] = {}
         self._buckets: dict[str, TokenBucket] = {}
@@ -80,7 +84,11 @@ class Pipeline:
         self.matched = 0
         self.suppressed = 0
 
-    def submit(self, events: list[Event]) -> None:
+    def notice(self, notice: Notice) -> None:
+        """A backend's notice: to the agent's router as it is."""
+        self._notice(notice)
+
+    def events(self, events: list[Event]) -> None:
         """Number, rate-limit and batch ``events`` (event loop thread only)."""
         if self._bucket_version != self._table.version:
             self._refresh_buckets()
@@ -106,8 +114,8 @@ class Pipeline:
             if len(buf) >= limit:
                 self._cut(ev.hook_id)
 
-    def submit_blocks(self, blocks: list[Block]) -> None:
-        """Like :meth:`submit` for plain events in columns: numbered by range, batched by slice."""
+    def blocks(self, blocks: list[Block]) -> None:
+        """Like :meth:`events` for plain events in columns: numbered by range, batched by slice."""
         if self._bucket_version != self._table.version:
             self._refresh_buckets()
         now = time.monotonic()
@@ -178,4 +186,5 @@ class Pipeline:
             if bucket.suppressed:
                 n, bucket.suppressed = bucket.suppressed, 0
                 self.suppressed += n
-                self._notice("suppressed", {"hook_id": hook_id, "events": n, "rate": bucket.rate})
+                fields = {"hook_id": hook_id, "events": n, "rate": bucket.rate}
+                self._notice(Notice(NoticeKind.SUPPRESSED, fields))

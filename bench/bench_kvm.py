@@ -31,10 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.backends.kvm import KvmBackend
 from agent.backends.kvm.guests.build import GUEST_DIR, Guest, assemble
-from agent.batch import Block
+from agent.columns import Block
 from agent.config import KvmConfig, VmConfig
 from agent.events import Event
 from agent.hooks.table import HookTable
+from agent.notices import Notice
 from agent.wire import hooks_pb2
 from bench.common import Row, emit
 from bench.e2e import fleet
@@ -74,11 +75,14 @@ class Counted:
     def __init__(self) -> None:
         self.received = 0
 
-    def submit(self, batch: list[Event]) -> None:
+    def events(self, batch: list[Event]) -> None:
         self.received += len(batch)
 
-    def submit_blocks(self, blocks: list[Block]) -> None:
+    def blocks(self, blocks: list[Block]) -> None:
         self.received += sum(map(len, blocks))
+
+    def notice(self, notice: Notice) -> None:
+        pass  # guest faults and console lines do not count
 
 
 def table_for(case: str) -> HookTable:
@@ -99,9 +103,7 @@ async def python_rate(guest: Guest, case: str, seconds: float, fast_path: bool =
     config = KvmConfig(vms=(vm,), on_fault="keep", fast_path=fast_path)
     ready = asyncio.Event()
     async with KvmBackend(config) as backend:
-        task = asyncio.create_task(
-            backend.run(table_for(case), sink.submit, lambda k, f: None, ready.set)
-        )
+        task = asyncio.create_task(backend.run(table_for(case), sink, ready.set))
         await ready.wait()
         await asyncio.sleep(0.3)  # warm up
         start_exits, start = backend.counters()["kvm_io_exits"], time.monotonic()

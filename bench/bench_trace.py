@@ -31,10 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.backends.kvm_trace import KvmTraceBackend
 from agent.backends.kvm_trace.tracefs import ensure_mounted
+from agent.columns import Block
 from agent.config import TraceConfig
 from agent.errors import TraceError
 from agent.events import Event
 from agent.hooks.table import HookTable
+from agent.notices import Notice, NoticeKind
 from agent.wire import hooks_pb2
 from bench.common import Row as BenchRow
 from bench.common import emit
@@ -126,12 +128,20 @@ class CountingSink:
     """Counts events per hook; the cheapest sink possible."""
 
     def __init__(self) -> None:
-        self.events = 0
+        self.received = 0
         self.batches = 0
+        self.lost: list[object] = []
 
-    def __call__(self, batch: list[Event]) -> None:
+    def events(self, batch: list[Event]) -> None:
         self.batches += 1
-        self.events += len(batch)
+        self.received += len(batch)
+
+    def blocks(self, blocks: list[Block]) -> None:
+        self.events([e for b in blocks for e in b.events()])
+
+    def notice(self, notice: Notice) -> None:
+        if notice.kind is NoticeKind.LOST:
+            self.lost.append(notice.fields)
 
 
 BENCH = "kvm-trace"
@@ -141,7 +151,7 @@ Window = tuple[float, int, int, int, float]  # IN/s, INs, events, lost, agent CP
 async def window(guest: Guest, sink: CountingSink | None) -> Window:
     """Let the paused guest run ``WINDOW_S``: (INs/s, INs, events delivered for them, 0, CPU)."""
     before = guest.counter()
-    start_events = sink.events if sink else 0
+    start_events = sink.received if sink else 0
     t0, cpu0 = time.monotonic(), time.process_time()
     guest.command("cont")
     await asyncio.sleep(WINDOW_S)
@@ -150,7 +160,7 @@ async def window(guest: Guest, sink: CountingSink | None) -> Window:
     cpu = (time.process_time() - cpu0) / elapsed
     ins = guest.counter() - before
     await asyncio.sleep(0.5)  # let the readers drain what the window produced
-    return ins / elapsed, ins, (sink.events - start_events) if sink else 0, 0, cpu
+    return ins / elapsed, ins, (sink.received - start_events) if sink else 0, 0, cpu
 
 
 async def with_agent(guest: Guest, port: int) -> Window:
@@ -162,14 +172,12 @@ async def with_agent(guest: Guest, port: int) -> Window:
     )
     table.set(spec)
     sink = CountingSink()
-    lost: list[object] = []
+    lost = sink.lost
     with tempfile.TemporaryDirectory() as lock_dir:
         backend = KvmTraceBackend(TraceConfig(buffer_kib=8192), "bench", lock_dir=Path(lock_dir))
         async with backend:
             ready = asyncio.Event()
-            task = asyncio.create_task(
-                backend.run(table, sink, lambda k, f: lost.append(f), ready.set)
-            )
+            task = asyncio.create_task(backend.run(table, sink, ready.set))
             await ready.wait()
             rate, ins, events, _, cpu = await window(guest, sink)
             task.cancel()

@@ -94,11 +94,11 @@ def vm_start(
     name: Annotated[str, typer.Option("--name", help="VM name.")],
     image: Annotated[str, typer.Option("--image", help="Flat binary on the agent's host.")] = "",
     bios: Annotated[str, typer.Option("--bios", help="Firmware image instead of --image.")] = "",
-    mode: Annotated[str, typer.Option("--mode", help="real | protected | long.")] = "real",
-    load_addr: Annotated[str, typer.Option("--load-addr", help="Load address.")] = "0",
-    entry: Annotated[str, typer.Option("--entry", help="Entry point.")] = "0",
-    vcpus: Annotated[int, typer.Option("--vcpus", min=1)] = 1,
-    mem_mib: Annotated[int, typer.Option("--mem-mib", min=1)] = 16,
+    mode: Annotated[str, typer.Option("--mode", help="real | protected | long.")] = "",
+    load_addr: Annotated[str | None, typer.Option("--load-addr", help="Load address.")] = None,
+    entry: Annotated[str | None, typer.Option("--entry", help="Entry point.")] = None,
+    vcpus: Annotated[int | None, typer.Option("--vcpus", min=1)] = None,
+    mem_mib: Annotated[int | None, typer.Option("--mem-mib", min=1)] = None,
     *,
     t: Targets,
     output: Output,
@@ -106,9 +106,13 @@ def vm_start(
     """Start a VM on every agent (kvm backend)."""
     if bool(image) == bool(bios):
         raise UsageError("give exactly one of --image and --bios")
-    load, start = number("--load-addr", load_addr), number("--entry", entry)
-    spec = agent_pb2.VmSpec(name=name, image=image, bios=bios, mode=mode, load_addr=load)
-    spec.entry, spec.vcpus, spec.mem_mib = start, vcpus, mem_mib
+    # what is not given is left unset: the agent's VmConfig holds the defaults
+    spec = agent_pb2.VmSpec(name=name, image=image, bios=bios, mode=mode)
+    spec.vcpus, spec.mem_mib = vcpus or 0, mem_mib or 0
+    if load_addr is not None:
+        spec.load_addr = number("--load-addr", load_addr)
+    if entry is not None:
+        spec.entry = number("--entry", entry)
     return report(
         asyncio.run(fan_out(t, lambda s, d: s.StartVm(spec, timeout=d))), views.VM, output
     )

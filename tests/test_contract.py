@@ -40,3 +40,103 @@ def test_controller_uses_only_the_agent_contract() -> None:
         if not any(mod == c or mod.startswith(c + ".") for c in CONTRACT - {"agent.hooks"})
     }
     assert not crossing
+
+
+# -- the import graph: no cycles inside a package tree, TYPE_CHECKING and lazy imports counted --
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported(
+    node: ast.Import | ast.ImportFrom, module: str, is_package: bool, known: set[str]
+) -> set[str]:
+    """The modules ``node`` (in ``module``) imports: ``from p import m`` counts as ``p.m`` when
+    that is a module, else as ``p``; relative imports resolved."""
+    if isinstance(node, ast.Import):
+        return {a.name for a in node.names}
+    base = node.module or ""
+    if node.level:
+        anchor = module.split(".")
+        anchor = anchor if is_package else anchor[:-1]
+        anchor = anchor[: len(anchor) - node.level + 1]
+        base = ".".join(anchor + ([base] if base else []))
+    subs = {f"{base}.{a.name}" for a in node.names}
+    return {s for s in subs if s in known} | ({base} if subs - known else set())
+
+
+def import_graph(root: str) -> dict[str, set[str]]:
+    files = {module_name(p): p for p in (ROOT / root).rglob("*.py")}
+    known = set(files)
+    graph: dict[str, set[str]] = {}
+    for module, path in files.items():
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):  # every import, at any depth
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                edges |= imported(node, module, path.name == "__init__.py", known)
+        graph[module] = {e for e in edges if e in known and e != module}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_import_graph_finds_a_planted_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(graph) == [["a", "b", "c"]]
+    tree = ast.parse("from . import sibling\nfrom ..model import X\n")
+    nodes = [n for n in tree.body if isinstance(n, ast.ImportFrom)]
+    known = {"agent.pkg.sibling", "agent.model"}
+    assert imported(nodes[0], "agent.pkg.mod", False, known) == {"agent.pkg.sibling"}
+    assert imported(nodes[1], "agent.pkg.mod", False, known) == {"agent.model"}
+
+
+def test_no_import_cycle_inside_agent_or_controller() -> None:
+    found = {root: cycles(import_graph(root)) for root in ("agent", "controller")}
+    assert found == {"agent": [], "controller": []}
+
+
+def test_nothing_in_agent_introspects_bound_methods() -> None:
+    """An interface is a Protocol, never found through ``__self__`` (or ``__func__``)."""
+    hits = [
+        f"{p.relative_to(ROOT)}:{node.lineno}"
+        for p in (ROOT / "agent").rglob("*.py")
+        for node in ast.walk(ast.parse(p.read_text()))
+        if (isinstance(node, ast.Attribute) and node.attr in ("__self__", "__func__"))
+        or (isinstance(node, ast.Constant) and node.value in ("__self__", "__func__"))
+    ]
+    assert not hits

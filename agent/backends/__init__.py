@@ -16,13 +16,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from agent.backends.base import Backend, Notify, Sink
+from agent.backends.base import Backend, EventSink
 from agent.errors import ConfigError
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
 
-__all__ = ["BACKENDS", "Backend", "Notify", "Sink", "load_backend"]
+__all__ = ["BACKENDS", "Backend", "EventSink", "load_backend"]
 
 BACKENDS = {
     "sim": "agent.backends.sim",

@@ -3,8 +3,9 @@
 A backend is an async context manager. Between ``__aenter__`` and ``__aexit__`` the agent calls
 :meth:`Backend.run` once, in its task group; ``run`` matches accesses against the shared
 :class:`~agent.hooks.table.HookTable` (from any thread: ``match`` is lock-free) and hands the
-resulting :class:`~agent.events.Event` records to ``sink`` *in batches, on the event loop thread*
-(threads use ``loop.call_soon_threadsafe(sink, batch)`` once per batch, never once per exit).
+resulting events and notices to ``sink``, an :class:`~agent.sink.EventSink`, *in batches, on the
+event loop thread* (threads go through :class:`~agent.backends.handoff.Handoff`, once per batch,
+never once per exit).
 It calls ``ready()`` once it is producing, and returns only when cancelled or on a fatal error.
 
 After every change to the table the agent calls :meth:`Backend.hooks_changed` (kvm-trace rebuilds
@@ -19,47 +20,15 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
 from agent.model import Capability
+from agent.sink import EventSink
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from agent.batch import Block
-    from agent.events import Event
     from agent.hooks.table import HookTable
     from agent.wire import agent_pb2
 
-__all__ = ["Backend", "Notify", "Sink", "block_sink"]
-
-Sink = Callable[[list["Event"]], None]
-"""Receives a batch of events on the event loop thread."""
-
-
-def block_sink(sink: Sink) -> Callable[[list[Block]], None]:
-    """Where a backend's :class:`~agent.batch.Block` columns go: the pipeline's
-    ``submit_blocks`` when ``sink`` is its ``submit`` (the agent), else each block's events to
-    ``sink`` (tests, plain consumers)."""
-    from agent.batch import BlockSink
-
-    owner = getattr(sink, "__self__", None)
-    if isinstance(owner, BlockSink):
-        return owner.submit_blocks
-
-    def as_events(blocks: list[Block]) -> None:
-        sink([e for b in blocks for e in b.events()])
-
-    return as_events
-
-
-Notify = Callable[[str, dict[str, object]], None]
-"""Side channel from backend to agent, called on the event loop thread: ``notify(kind, fields)``.
-
-- ``"console"``: guest serial output, fields ``vm`` (id), ``vm_name``, ``text`` — published on
-  ``ioin/v1/<host>/console/<vm_name>`` (QoS 0) and printed by ``ioind local``;
-- ``"break"``: a vCPU paused by a break hook, fields ``break_id``, ``hook_id``, ``vm``,
-  ``vm_name``, ``vcpu``, ``port``, ``dir``, ``timeout_s`` — published on ``.../breaks``;
-- anything else (``"vm-fault"``, ``"vm-stopped"``, ``"lost"``, ``"backend-error"``, ...): a notice,
-  published on ``ioin/v1/<host>/notices`` with ``kind`` and the fields.
-"""
+__all__ = ["Backend", "EventSink"]
 
 
 @runtime_checkable
@@ -76,10 +45,8 @@ class Backend(Protocol):
         tb: TracebackType | None,
     ) -> None: ...
 
-    async def run(
-        self, table: HookTable, sink: Sink, notify: Notify, ready: Callable[[], None]
-    ) -> None:
-        """Produce events until cancelled."""
+    async def run(self, table: HookTable, sink: EventSink, ready: Callable[[], None]) -> None:
+        """Produce events into ``sink`` until cancelled."""
         ...
 
     def hooks_changed(self) -> None:

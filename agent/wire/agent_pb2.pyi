@@ -292,11 +292,15 @@ class VmSpec(_message.Message):
     image: _builtins.str
     """flat binary (path on the agent's host)"""
     mode: _builtins.str
-    """real | protected | long"""
+    """real | protected | long; "" = the agent's default"""
     load_addr: _builtins.int
+    """unset = the agent's default; 0 is an address"""
     entry: _builtins.int
+    """unset = the agent's default"""
     vcpus: _builtins.int
+    """0 = the agent's default"""
     mem_mib: _builtins.int
+    """0 = the agent's default"""
     bios: _builtins.str
     """firmware image mapped below 4 GiB (instead of image)"""
     def __init__(
@@ -305,17 +309,24 @@ class VmSpec(_message.Message):
         name: _builtins.str = ...,
         image: _builtins.str = ...,
         mode: _builtins.str = ...,
-        load_addr: _builtins.int = ...,
-        entry: _builtins.int = ...,
+        load_addr: _builtins.int | None = ...,
+        entry: _builtins.int | None = ...,
         vcpus: _builtins.int = ...,
         mem_mib: _builtins.int = ...,
         bios: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_entry", b"_entry", "_load_addr", b"_load_addr", "entry", b"entry", "load_addr", b"load_addr"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bios", b"bios", "entry", b"entry", "image", b"image", "load_addr", b"load_addr", "mem_mib", b"mem_mib", "mode", b"mode", "name", b"name", "vcpus", b"vcpus"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_entry", b"_entry", "_load_addr", b"_load_addr", "bios", b"bios", "entry", b"entry", "image", b"image", "load_addr", b"load_addr", "mem_mib", b"mem_mib", "mode", b"mode", "name", b"name", "vcpus", b"vcpus"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__entry: _TypeAlias = _typing.Literal["entry"]  # noqa: Y015
+    _WhichOneofArgType__entry: _TypeAlias = _typing.Literal["_entry", b"_entry"]  # noqa: Y015
+    _WhichOneofReturnType__load_addr: _TypeAlias = _typing.Literal["load_addr"]  # noqa: Y015
+    _WhichOneofArgType__load_addr: _TypeAlias = _typing.Literal["_load_addr", b"_load_addr"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__entry) -> _WhichOneofReturnType__entry | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__load_addr) -> _WhichOneofReturnType__load_addr | None: ...
 
 Global___VmSpec: _TypeAlias = VmSpec  # noqa: Y015
 

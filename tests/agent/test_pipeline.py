@@ -3,10 +3,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from agent.batch import Block
+from agent.columns import Block
 from agent.events import Event
 from agent.hooks.table import HookTable
 from agent.model import Direction
+from agent.notices import Notice
 from agent.pipeline import Batch, Pipeline, TokenBucket
 from agent.publish.outbox import Message, Outbox
 from agent.publish.spool import Spool
@@ -31,7 +32,7 @@ def make(batch_max: int = 3, **spec_kw: int) -> tuple[Pipeline, list[tuple[str, 
 
 def test_sequence_is_gap_free_across_hooks_and_batches_cut_by_size() -> None:
     p, out = make()
-    p.submit([ev("a"), ev("b"), ev("a"), ev("a"), ev("b")])
+    p.events([ev("a"), ev("b"), ev("a"), ev("a"), ev("b")])
     assert [(h, seqs(evs)) for h, evs in out] == [("a", [1, 3, 4])]
     p.flush()
     assert out[-1] == ("b", out[-1][1])
@@ -41,7 +42,7 @@ def test_sequence_is_gap_free_across_hooks_and_batches_cut_by_size() -> None:
 async def test_partial_batches_leave_after_batch_ms() -> None:
     p, out = make(batch_max=1000)
     task = asyncio.create_task(p.run())
-    p.submit([ev("a")])
+    p.events([ev("a")])
     await asyncio.sleep(0.05)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
@@ -50,11 +51,11 @@ async def test_partial_batches_leave_after_batch_ms() -> None:
 
 def test_rate_limit_suppresses_without_consuming_sequence_numbers() -> None:
     p, out = make(batch_max=1000, rate=2, burst=2)
-    p.submit([ev("a") for _ in range(10)] + [ev("b")])
+    p.events([ev("a") for _ in range(10)] + [ev("b")])
     p.flush()
     assert {h: seqs(evs) for h, evs in out} == {"a": [1, 2], "b": [3]}
-    notices: list[tuple[str, dict[str, object]]] = []
-    p._notice = lambda kind, fields: notices.append((kind, fields))
+    notices: list[Notice] = []
+    p._notice = notices.append
     p._announce_suppressed()
     assert notices == [("suppressed", {"hook_id": "a", "events": 8, "rate": 2.0})]
 
@@ -131,9 +132,9 @@ def block(hook_id: str, n: int, port: int = 0x70) -> Block:
 
 def test_blocks_are_numbered_by_range_with_events_and_cut_by_slicing() -> None:
     p, out = make(batch_max=4)
-    p.submit_blocks([block("a", 3), block("b", 2)])
-    p.submit([ev("b")])  # the other kind: b's pending block leaves first
-    p.submit_blocks([block("a", 6)])
+    p.blocks([block("a", 3), block("b", 2)])
+    p.events([ev("b")])  # the other kind: b's pending block leaves first
+    p.blocks([block("a", 6)])
     assert [(h, seqs(b)) for h, b in out] == [
         ("b", [4, 5]),
         ("a", [1, 2, 3, 7]),
@@ -149,7 +150,7 @@ def test_blocks_are_numbered_by_range_with_events_and_cut_by_slicing() -> None:
 
 def test_blocks_pass_the_token_bucket_by_count() -> None:
     p, out = make(batch_max=1000, rate=2, burst=3)
-    p.submit_blocks([block("a", 2), block("a", 5), block("b", 1)])
+    p.blocks([block("a", 2), block("a", 5), block("b", 1)])
     p.flush()
     assert {h: seqs(b) for h, b in out} == {"a": [1, 2, 3], "b": [4]}
     assert (p.matched, p._buckets["a"].suppressed) == (8, 4)

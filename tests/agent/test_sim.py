@@ -5,8 +5,10 @@ import json
 import subprocess
 import sys
 
-from agent.backends.sim.backend import AccessGenerator, SimBackend
-from agent.batch import Block
+from agent.backends.sim.backend import SimBackend
+from agent.backends.sim.generator import AccessGenerator
+from agent.backends.testing import ListSink
+from agent.columns import Block
 from agent.config import SimConfig
 from agent.events import JSON_KEYS, Event
 from agent.hooks.table import HookTable
@@ -34,17 +36,14 @@ def test_the_generator_follows_weights_vms_and_cores() -> None:
 
 
 async def run_sim(table: HookTable, seconds: float = 0.3, rate: float = 5000) -> list[Event]:
-    got: list[Event] = []
-    notices: list[str] = []
+    sink = ListSink()
     backend = SimBackend(SimConfig(rate=rate, out_fraction=0.5))
     async with backend:
-        task = asyncio.create_task(
-            backend.run(table, got.extend, lambda k, f: notices.append(k), lambda: None)
-        )
+        task = asyncio.create_task(backend.run(table, sink, lambda: None))
         await asyncio.sleep(seconds)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    return got
+    return sink.received
 
 
 async def test_actions_are_simulated() -> None:
@@ -81,12 +80,11 @@ async def test_a_break_pauses_the_simulated_vcpu_until_resumed() -> None:
         )
     )
     backend = SimBackend(SimConfig(rate=5000))
-    got: list[Event] = []
-    breaks: list[dict[str, object]] = []
-    task = asyncio.create_task(
-        backend.run(table, got.extend, lambda k, f: breaks.append(f), lambda: None)
-    )
+    sink = ListSink()
+    task = asyncio.create_task(backend.run(table, sink, lambda: None))
     await asyncio.sleep(0.3)
+    got = sink.received
+    breaks = [f for _, f in sink.notices]
     assert len(got) == 1  # paused after the first hit
     assert breaks[0]["break_id"] == got[0].break_id
     assert await backend.resume(got[0].break_id, None)
@@ -167,7 +165,7 @@ async def test_a_pipeline_gets_blocks_and_numbers_them_gap_free() -> None:
     out: list[list[Event] | Block] = []
     pipeline = Pipeline(table, lambda h, b: out.append(b), batch_max=100, batch_ms=10)
     backend = SimBackend(SimConfig(rate=20_000))
-    task = asyncio.create_task(backend.run(table, pipeline.submit, lambda k, f: None, lambda: None))
+    task = asyncio.create_task(backend.run(table, pipeline, lambda: None))
     await asyncio.sleep(0.3)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

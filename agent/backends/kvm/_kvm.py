@@ -24,8 +24,10 @@ from agent.backends.kvm.exits import (
     Intr,
     IoIn,
     IoOut,
+    IrqWindowOpen,
     Mmio,
     Shutdown,
+    SystemEvent,
     Unknown,
 )
 from agent.errors import KvmError
@@ -223,7 +225,7 @@ class Vcpu(_Fd):
 
     def run_raw(self) -> int:
         """KVM_RUN, returning the raw exit reason (``EXIT_INTR`` on EINTR) — the hot path."""
-        if _ioctl(self.fd, S.KVM_RUN, None) < 0:
+        if S.run_ioctl(self.fd, S.KVM_RUN, 0) < 0:  # the one KVM_RUN issued from Python
             err = _get_errno()
             if err in (errno.EINTR, errno.EAGAIN):
                 return S.EXIT_INTR
@@ -259,6 +261,11 @@ class Vcpu(_Fd):
             case S.EXIT_INTERNAL_ERROR:
                 ie = ex.internal
                 return InternalError(ie.suberror, tuple(ie.data[: min(ie.ndata, 16)]))
+            case S.EXIT_IRQ_WINDOW_OPEN:
+                return IrqWindowOpen()
+            case S.EXIT_SYSTEM_EVENT:
+                se = ex.system_event
+                return SystemEvent(se.type, tuple(se.data[: min(se.ndata, 16)]))
             case _:
                 return Unknown(reason, ex.hardware_exit_reason)
 

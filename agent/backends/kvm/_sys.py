@@ -158,6 +158,13 @@ class KvmRunInternal(Structure):
     _fields_ = [("suberror", c_uint32), ("ndata", c_uint32), ("data", c_uint64 * 16)]
 
 
+class KvmRunSystemEvent(Structure):
+    """linux/kvm.h ``kvm_run.system_event`` (KVM_EXIT_SYSTEM_EVENT; ``data[0]`` is the old
+    ``flags``)."""
+
+    _fields_ = [("type", c_uint32), ("ndata", c_uint32), ("data", c_uint64 * 16)]
+
+
 class KvmRunExit(ctypes.Union):
     """linux/kvm.h: the exit-information union of ``struct kvm_run`` (padded to 256 bytes)."""
 
@@ -167,6 +174,7 @@ class KvmRunExit(ctypes.Union):
         ("io", KvmRunIo),
         ("mmio", KvmRunMmio),
         ("internal", KvmRunInternal),
+        ("system_event", KvmRunSystemEvent),
         ("padding", ctypes.c_char * 256),
     ]
 
@@ -249,7 +257,8 @@ libc = ctypes.CDLL(None, use_errno=True)
 ioctl = libc.ioctl
 ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
 ioctl.restype = ctypes.c_int
-# KVM_RUN in the vCPU loop: a second handle on ioctl without argtypes, which ctypes would apply
-# on every call (~0.5 us a call here); KVM_RUN's request fits a C int and its argument is unused.
+# KVM_RUN (Vcpu.run_raw, in the vCPU loop): a second handle on ioctl without argtypes, which
+# ctypes would apply on every call (~0.5 us a call here); KVM_RUN's request fits a C int and its
+# argument is unused.
 run_ioctl = libc["ioctl"]
 run_ioctl.restype = ctypes.c_int

@@ -3,51 +3,44 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from types import TracebackType
 from typing import Self
 
 import structlog
 
-from agent.backends.base import Notify, Sink
 from agent.backends.handoff import Handoff
 from agent.backends.kvm import fast
 from agent.backends.kvm._kvm import Kvm
+from agent.backends.kvm.commands import Breaks, Flush, Resume, install_kick_handler
+from agent.backends.kvm.context import FLUSH_SECONDS
 from agent.backends.kvm.machine import Machine
-from agent.backends.kvm.runner import FLUSH_SECONDS, Breaks, Flush, Resume, install_kick_handler
-from agent.batch import Block
 from agent.config import KvmConfig, VmConfig
 from agent.errors import BackendError, NotFoundError
-from agent.events import Event
 from agent.hooks.table import HookTable
 from agent.model import Capability
+from agent.sink import EventSink
 from agent.wire import agent_pb2
 
-__all__ = ["AsyncOutlet", "KvmBackend"]
+__all__ = ["KvmBackend", "vm_config"]
 
 log = structlog.get_logger("ioind.kvm")
 
 HOUSEKEEPING_SECONDS = 0.01  # how often stale per-thread event buffers are flushed
 
 
-class AsyncOutlet:
-    """vCPU threads → the event loop: once per batch or notice, bounded (see ``Handoff``)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, sink: Sink, notify: Notify) -> None:
-        self.loop, self.notify = loop, notify
-        self.handoff = Handoff(loop, sink)
-
-    def events(self, batch: list[Event]) -> None:
-        self.handoff.push(batch)
-
-    def blocks(self, blocks: list[Block]) -> None:
-        self.handoff.push_blocks(blocks)
-
-    def notice(self, kind: str, fields: dict[str, object]) -> None:
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(self.notify, kind, fields)
+def vm_config(spec: agent_pb2.VmSpec, name: str) -> VmConfig:
+    """A StartVm request as a VmConfig: unset fields take VmConfig's defaults (the one place they
+    are written); ``name`` when the request has none."""
+    d = VmConfig(name=spec.name or name)
+    return replace(
+        d, image=spec.image, bios=spec.bios, mode=spec.mode or d.mode,
+        load_addr=spec.load_addr if spec.HasField("load_addr") else d.load_addr,
+        entry=spec.entry if spec.HasField("entry") else d.entry,
+        vcpus=spec.vcpus or d.vcpus, mem_mib=spec.mem_mib or d.mem_mib,
+    )  # fmt: skip
 
 
 class KvmBackend:
@@ -64,7 +57,7 @@ class KvmBackend:
         self._kvm: Kvm | None = None
         self._next_id = 1
         self._table: HookTable | None = None
-        self._outlet: AsyncOutlet | None = None
+        self._outlet: Handoff | None = None
         self._closed = False
         self._fast: fast.FastLib | None = None
         self.fast_path_reason = "off in the configuration"  # why the C loop is not used
@@ -97,12 +90,10 @@ class KvmBackend:
             self._kvm.close()
             self._kvm = None
 
-    async def run(
-        self, table: HookTable, sink: Sink, notify: Notify, ready: Callable[[], None]
-    ) -> None:
+    async def run(self, table: HookTable, sink: EventSink, ready: Callable[[], None]) -> None:
         """Start the configured VMs, then flush stale event buffers until cancelled."""
         self._table = table
-        self._outlet = AsyncOutlet(asyncio.get_running_loop(), sink, notify)
+        self._outlet = Handoff(asyncio.get_running_loop(), sink)
         try:
             for cfg in self.config.vms:
                 self._start(cfg)
@@ -117,7 +108,7 @@ class KvmBackend:
         now = time.monotonic()
         for machine in list(self.machines.values()):
             for runner in machine.runners:
-                if runner.stale(now, 2 * FLUSH_SECONDS):
+                if runner.ctx.stale(now, 2 * FLUSH_SECONDS):
                     runner.send(Flush())
 
     def _start(self, cfg: VmConfig) -> Machine:
@@ -158,7 +149,8 @@ class KvmBackend:
             "kvm_open_bus_writes": open_writes,
             "kvm_paused_vcpus": len(self.breaks),
             "kvm_fast_path": int(self.fast_path),
-            "dropped_handoff": self._outlet.handoff.dropped if self._outlet else 0,
+            "dropped_handoff": self._outlet.dropped if self._outlet else 0,
+            "dropped_notices": self._outlet.dropped_notices if self._outlet else 0,
         }
 
     async def resume(self, break_id: str, value: int | None) -> bool:
@@ -169,12 +161,7 @@ class KvmBackend:
         return True
 
     async def start_vm(self, spec: agent_pb2.VmSpec) -> agent_pb2.VmInfo:
-        cfg = VmConfig(
-            name=spec.name or f"vm{self._next_id}", image=spec.image, bios=spec.bios,
-            mode=spec.mode or "real", load_addr=spec.load_addr or 0x1000,
-            entry=spec.entry or 0x1000, vcpus=spec.vcpus or 1, mem_mib=spec.mem_mib or 16,
-        )  # fmt: skip
-        machine = await asyncio.to_thread(self._start, cfg)
+        machine = await asyncio.to_thread(self._start, vm_config(spec, f"vm{self._next_id}"))
         return machine.info()
 
     async def stop_vm(self, vm_id: int) -> agent_pb2.VmInfo:

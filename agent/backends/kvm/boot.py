@@ -25,9 +25,8 @@ from agent.backends.kvm._kvm import Kvm, Vcpu
 from agent.backends.kvm.memory import GuestMemory
 from agent.errors import ConfigError
 
-__all__ = ["MODES", "Layout", "cpuid_for", "load_firmware", "load_flat", "setup_vcpu"]
+__all__ = ["Layout", "cpuid_for", "load_firmware", "load_flat", "setup_vcpu"]
 
-MODES = ("real", "protected", "long")
 SYSTEM_AREA = 0x10000  # bytes at the top of RAM reserved for GDT + page tables
 FW_ALIAS_LOW = 0xE0000  # PC BIOS area 0xE0000-0xFFFFF (the top 128 KiB of the firmware)
 FW_ALIAS_SIZE = 0x20000

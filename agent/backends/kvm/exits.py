@@ -24,8 +24,10 @@ __all__ = [
     "Intr",
     "IoIn",
     "IoOut",
+    "IrqWindowOpen",
     "Mmio",
     "Shutdown",
+    "SystemEvent",
     "Unknown",
 ]
 
@@ -92,6 +94,21 @@ class Intr:
 
 
 @dataclass(frozen=True, slots=True)
+class IrqWindowOpen:
+    """KVM_EXIT_IRQ_WINDOW_OPEN: the guest can take an interrupt now (asked for with
+    ``kvm_run.request_interrupt_window``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SystemEvent:
+    """KVM_EXIT_SYSTEM_EVENT: shutdown, reset or crash requested (``type``, linux/kvm.h
+    ``KVM_SYSTEM_EVENT_*``), with its data words."""
+
+    type: int
+    data: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     """Any other exit reason (linux/kvm.h ``KVM_EXIT_*``), with the hardware reason if any."""
 
@@ -99,4 +116,16 @@ class Unknown:
     hardware_reason: int = 0
 
 
-Exit = IoIn | IoOut | Mmio | Hlt | Shutdown | FailEntry | InternalError | Intr | Unknown
+Exit = (
+    IoIn
+    | IoOut
+    | Mmio
+    | Hlt
+    | Shutdown
+    | FailEntry
+    | InternalError
+    | Intr
+    | IrqWindowOpen
+    | SystemEvent
+    | Unknown
+)

@@ -6,7 +6,7 @@ in a ring of columns (see its header). This module builds it with the system C c
 ``_fastpath.so`` next to the source (or a cache directory if that is not writable), loads it with
 ctypes, and gives a vCPU thread a :class:`FastPath`: the shared state, the port plan, the
 instruction cache, and :meth:`FastPath.blocks`, which turns the ring into per-hook
-:class:`~agent.batch.Block` columns without creating an object per event.
+:class:`~agent.columns.Block` columns without creating an object per event.
 
 Where no compiler is present, :func:`load` returns None with the reason and the backend runs the
 pure Python loop (same semantics; slower).
@@ -23,73 +23,32 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from agent.backends.kvm import _sys as S
-from agent.batch import F_OUT, F_POST, F_REGS, F_RIP, Block
-
-if TYPE_CHECKING:
-    from agent.backends.kvm.bus import PortBus
-    from agent.backends.kvm.decode import Insn
-    from agent.backends.kvm.hooks import Plan
+from agent.backends.kvm import abi
+from agent.backends.kvm.abi import (
+    INSN_SLOTS,
+    NREGS,
+    P_HOOKED,
+    P_OBSERVE,
+    P_OPEN,
+    P_SLOW,
+    Fast,
+    Insn_,
+    Plan,
+)  # fmt: skip
+from agent.backends.kvm.bus import PortBus
+from agent.backends.kvm.decode import Insn
+from agent.columns import F_OUT, F_POST, F_REGS, F_RIP, Block
 
 __all__ = ["FastLib", "FastPath", "build", "load"]
 
 SOURCE = Path(__file__).resolve().parent / "fastpath.c"
 LIBRARY = SOURCE.with_name("_fastpath.so")
-NREGS = len(S.REG_NAMES)
-INSN_SLOTS = 64
 RING = 2048  # accesses per ring (the vCPU thread's FLUSH_EVENTS)
-P_SLOW, P_OPEN, P_OBSERVE, P_HOOKED = 0, 1, 2, 3
-R_SLOW, R_FLUSH, R_TICK, R_ERRNO = 0, 1, 2, 3
 QUIET_EXITS = 4096  # exits without a hooked one before registers stop being synced
 TICK_MASK = 0xFFF  # Python sees the loop every 4096 exits at least
-_u64p, _u32p = ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint32)
-
-
-class Insn_(ctypes.Structure):
-    """``struct ioin_insn``: one instruction-cache slot."""
-
-    _fields_ = [
-        ("rip", ctypes.c_uint64),
-        ("cs_base", ctypes.c_uint64),
-        ("cr0", ctypes.c_uint64),
-        ("cr3", ctypes.c_uint64),
-        ("efer", ctypes.c_uint64),
-        ("start", ctypes.c_uint64),
-        ("host", ctypes.c_void_p),
-        ("key", ctypes.c_uint32),
-        ("len", ctypes.c_uint32),
-        ("code", ctypes.c_uint8 * 16),
-    ]
-
-
-class Fast(ctypes.Structure):
-    """``struct ioin_fast``: what the C loop and its vCPU thread share."""
-
-    _fields_ = [
-        ("fd", ctypes.c_int32),
-        ("cap", ctypes.c_uint32),
-        ("run", ctypes.c_void_p),
-        ("plan", ctypes.c_void_p),
-        ("ob_reads", ctypes.c_void_p),
-        ("ob_writes", ctypes.c_void_p),
-        ("insns", ctypes.c_void_p),
-        ("ts", ctypes.c_void_p),
-        ("rip", ctypes.c_void_p),
-        ("regs", ctypes.c_void_p),
-        ("value", ctypes.c_void_p),
-        ("key", ctypes.c_void_p),
-        ("flush_ns", ctypes.c_uint64),
-        ("tick_mask", ctypes.c_uint64),
-        ("quiet_exits", ctypes.c_uint64),
-        ("sync_bits", ctypes.c_uint64),
-        ("exits", ctypes.c_uint64),
-        ("last_hooked", ctypes.c_uint64),
-        ("first_ts", ctypes.c_uint64),
-        ("n", ctypes.c_uint32),
-        ("err", ctypes.c_int32),
-    ]
+FLUSH_NS = 5_000_000  # the longest an access waits in the ring while exits keep coming
 
 
 class FastLib:
@@ -97,10 +56,7 @@ class FastLib:
 
     def __init__(self, path: Path) -> None:
         lib = ctypes.CDLL(str(path))  # CDLL: calls release the GIL
-        abi = ctypes.sizeof(Fast) << 16 | ctypes.sizeof(Insn_) << 8 | INSN_SLOTS
-        lib.ioin_abi.restype = ctypes.c_uint32
-        if lib.ioin_abi() != abi:
-            raise OSError(f"{path.name}: struct layout differs from fast.py (rebuild it)")
+        abi.check(lib, path.name)
         self.run: Callable[[ctypes.c_void_p | int], int] = lib.ioin_run
         lib.ioin_run.argtypes = [ctypes.c_void_p]
         lib.ioin_run.restype = ctypes.c_int
@@ -185,7 +141,7 @@ class FastPath:
         st.ts, st.rip = ctypes.addressof(self.ts), ctypes.addressof(self.rip)
         st.regs = ctypes.addressof(self.regs)
         st.value, st.key = ctypes.addressof(self.value), ctypes.addressof(self.key)
-        st.flush_ns = 5_000_000
+        st.flush_ns = FLUSH_NS
         st.tick_mask = TICK_MASK
         st.quiet_exits = QUIET_EXITS
         st.sync_bits = sync
@@ -255,7 +211,8 @@ class FastPath:
 
     def blocks(self, plans: dict[int, Plan], vm: int, vm_name: str, vcpu: int) -> list[Block]:
         """Empty the ring into blocks: per accessed (direction, port), one block per rule and
-        stage, as :meth:`HookedIo._observe` would make events (IN pre-stage events have value 0)."""
+        stage, as the hook path's observe-only case makes events (IN pre-stage events have
+        value 0)."""
         st = self.state
         n = st.n
         if not n:

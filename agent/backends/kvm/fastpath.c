@@ -78,6 +78,25 @@ uint32_t ioin_abi(void)
     return (uint32_t)(sizeof(struct ioin_fast) << 16 | sizeof(struct ioin_insn) << 8 | INSN_SLOTS);
 }
 
+/* Every constant Python shares with this file, by name; abi.py compares them all at load. */
+struct ioin_const {
+    const char *name;
+    int64_t value;
+};
+#define ABI_CONST(x) {#x, (int64_t)(x)}
+static const struct ioin_const CONSTANTS[] = {
+    ABI_CONST(P_SLOW),     ABI_CONST(P_OPEN),  ABI_CONST(P_OBSERVE), ABI_CONST(P_HOOKED),
+    ABI_CONST(R_SLOW),     ABI_CONST(R_FLUSH), ABI_CONST(R_TICK),    ABI_CONST(R_ERRNO),
+    ABI_CONST(NREGS),      ABI_CONST(INSN_SLOTS),
+    ABI_CONST(KVM_EXIT_IO), ABI_CONST(KVM_EXIT_IO_IN),
+    {NULL, 0},
+};
+
+const struct ioin_const *ioin_constants(void)
+{
+    return CONSTANTS;
+}
+
 static inline uint64_t now_ns(void)
 {
     struct timespec t;

@@ -16,37 +16,25 @@ from pathlib import Path
 from agent.backends.kvm import boot
 from agent.backends.kvm._kvm import Kvm, Vcpu, Vm
 from agent.backends.kvm.bus import PortBus
+from agent.backends.kvm.commands import Breaks, Interrupt, Stop, VcpuState
+from agent.backends.kvm.context import VcpuContext
 from agent.backends.kvm.devices import PcDevices, attach_pc_devices
 from agent.backends.kvm.devices.pic import Ticker
 from agent.backends.kvm.fast import FastLib, FastPath
-from agent.backends.kvm.hooks import HookedIo
+from agent.backends.kvm.insns import InsnCache
 from agent.backends.kvm.memory import GuestMemory
-from agent.backends.kvm.runner import Breaks, Interrupt, Outlet, Stop, VcpuRunner, VcpuState
-from agent.config import VmConfig
+from agent.backends.kvm.runner import VcpuRunner
+from agent.config import MIB, VmConfig, vm_problems
 from agent.errors import ConfigError
 from agent.hooks.table import HookTable
+from agent.notices import Notice, NoticeKind
+from agent.sink import EventSink
 from agent.wire import agent_pb2
 
 __all__ = ["Machine"]
 
-MIB = 1 << 20
 STOP_TIMEOUT = 1.0  # seconds the vCPU threads get to end
 CONSOLE_KEEP = 1000  # console lines kept per VM (tests and failure reports read them)
-
-
-def check_vm_config(cfg: VmConfig) -> None:
-    """``ConfigError`` listing what is wrong with ``cfg``."""
-    problems = []
-    if bool(cfg.image) == bool(cfg.bios):
-        problems.append(f"vm '{cfg.name}': give exactly one of image and bios")
-    if cfg.mode not in boot.MODES:
-        problems.append(f"vm '{cfg.name}': mode must be one of {', '.join(boot.MODES)}")
-    if not 1 <= cfg.vcpus <= 64:
-        problems.append(f"vm '{cfg.name}': vcpus out of range 1..64")
-    if not 1 <= cfg.mem_mib <= 3072:
-        problems.append(f"vm '{cfg.name}': mem_mib out of range 1..3072")
-    if problems:
-        raise ConfigError(problems)
 
 
 class Machine:
@@ -59,7 +47,7 @@ class Machine:
         config: VmConfig,
         *,
         table: HookTable | None,
-        outlet: Outlet,
+        outlet: EventSink,
         breaks: Breaks | None = None,
         break_timeout: float = 30.0,
         on_fault: str = "stop",
@@ -67,7 +55,9 @@ class Machine:
         flood_limit: float | None = None,
         fast: FastLib | None = None,
     ) -> None:
-        check_vm_config(config)
+        problems = vm_problems(config, f"vm '{config.name}': ")
+        if problems:
+            raise ConfigError(problems)
         self.id, self.name, self.config = vm_id, config.name, config
         self.outlet = outlet
         self.policy = on_fault
@@ -88,19 +78,18 @@ class Machine:
         self.devices: PcDevices = attach_pc_devices(
             self.bus, self._console, config.mem_mib * MIB, n
         )
-        self.hooked = HookedIo(
-            self.memory, Breaks() if breaks is None else breaks, vm_id, self.name, break_timeout
-        )
-        self.runners = [
-            VcpuRunner(v, bus=self.bus, hooked=self.hooked, table=table, outlet=outlet,
-                       on_fault=self.fault, name=f"vcpu-{vm_id}.{v.index}",
-                       flood_limit=flood_limit)
-            for v in self.vcpus
-        ]  # fmt: skip
-        if fast is not None:
-            for runner in self.runners:
-                v = runner.vcpu
-                runner.fast = FastPath(fast, v.fd, v.run_map, self.bus, v.sync_bits)
+        self.breaks = Breaks() if breaks is None else breaks
+        self.insns = InsnCache(self.memory)
+        self.runners = []
+        for v in self.vcpus:
+            ctx = VcpuContext(
+                v, bus=self.bus, memory=self.memory, insns=self.insns, table=table, sink=outlet,
+                breaks=self.breaks, vm_id=vm_id, vm_name=self.name, break_timeout=break_timeout,
+                on_fault=self.fault, flood_limit=flood_limit,
+            )  # fmt: skip
+            if fast is not None:
+                ctx.fast = FastPath(fast, v.fd, v.run_map, self.bus, v.sync_bits)
+            self.runners.append(VcpuRunner(ctx, name=f"vcpu-{vm_id}.{v.index}"))
         self.ticker: Ticker | None = None
         if config.bios:  # firmware waits for timer ticks (IRQ 0) to time out its prompts
             deliver = lambda: self.runners[0].send(Interrupt())  # noqa: E731
@@ -135,7 +124,7 @@ class Machine:
 
     def start(self) -> None:
         if self.ticker is not None:
-            self.runners[0].pic = self.devices.pic
+            self.runners[0].ctx.pic = self.devices.pic
             self.ticker.start()
         for runner in self.runners:
             runner.start()
@@ -164,27 +153,27 @@ class Machine:
     def _console(self, device: str, line: str) -> None:
         self.console.append(line)
         fields: dict[str, object] = {"vm": self.id, "vm_name": self.name, "text": line}
-        self.outlet.notice("console", {**fields, "device": device})
+        self.outlet.notice(Notice(NoticeKind.CONSOLE, {**fields, "device": device}))
 
-    def fault(self, runner: VcpuRunner, kind: str, detail: str) -> bool:
+    def fault(self, vcpu: VcpuContext, kind: str, detail: str) -> bool:
         """Announce a guest fault once per vCPU and kind; True to keep the vCPU running."""
         keep = self.policy == "keep"
         if kind == "triple-fault" or kind == "vm-exit" or kind == "backend-error":
             keep = False
         with self._lock:
-            first = (runner.index, kind) not in self._reported
-            self._reported.add((runner.index, kind))
+            first = (vcpu.index, kind) not in self._reported
+            self._reported.add((vcpu.index, kind))
             if not keep and kind != "halted":
                 self.reason = self.reason or detail
         if first:
-            notice = "vm-halted" if kind == "halted" else "vm-fault"
-            self.outlet.notice(notice, {
-                "vm": self.id, "vm_name": self.name, "vcpu": runner.index, "fault": kind,
+            notice = NoticeKind.VM_HALTED if kind == "halted" else NoticeKind.VM_FAULT
+            self.outlet.notice(Notice(notice, {
+                "vm": self.id, "vm_name": self.name, "vcpu": vcpu.index, "fault": kind,
                 "detail": detail, "action": "kept" if keep else "stopped",
-            })  # fmt: skip
+            }))  # fmt: skip
         if not keep and kind != "halted" and self.policy == "stop":
             for other in self.runners:
-                if other is not runner:
+                if other.ctx is not vcpu:
                     other.send(Stop())
         return keep
 

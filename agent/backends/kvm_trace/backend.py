@@ -11,7 +11,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from agent.backends.base import Notify, Sink
 from agent.backends.handoff import Handoff
 from agent.backends.kvm_trace.convert import Converter, CpuCounts, clock_offset
 from agent.backends.kvm_trace.filter import build_filter, terms_from_rules
@@ -23,6 +22,8 @@ from agent.config import TraceConfig
 from agent.errors import BackendError, CapabilityError, NotFoundError, TraceError
 from agent.hooks.table import HookTable
 from agent.model import Capability
+from agent.notices import Notice, NoticeKind
+from agent.sink import EventSink
 from agent.wire import agent_pb2
 
 __all__ = ["KvmTraceBackend"]
@@ -58,9 +59,8 @@ class KvmTraceBackend:
         self._counts: dict[int, CpuCounts] = {}
         self._conv: Converter | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sink: Sink = lambda batch: None
         self._handoff: Handoff | None = None
-        self._notify: Notify = lambda kind, fields: None
+        self._sink: EventSink | None = None
         self._filter: str | None = None
         self._vm_tids: dict[int, frozenset[int]] = {}
         self._not_vm: set[int] = set()
@@ -117,14 +117,11 @@ class KvmTraceBackend:
 
     # -- running -----------------------------------------------------------------------------
 
-    async def run(
-        self, table: HookTable, sink: Sink, notify: Notify, ready: Callable[[], None]
-    ) -> None:
+    async def run(self, table: HookTable, sink: EventSink, ready: Callable[[], None]) -> None:
         if self._state is not _State.OPEN:
             raise BackendError(f"kvm-trace backend is {self._state.value}: use 'async with'")
         self._loop = asyncio.get_running_loop()
-        self._sink, self._notify = sink, notify
-        self._handoff = Handoff(self._loop, sink)
+        self._sink, self._handoff = sink, Handoff(self._loop, sink)
         self._conv = Converter(table, self.procs)
         self._apply_filter()
         for cpu in self.cpus:
@@ -155,16 +152,16 @@ class KvmTraceBackend:
         with contextlib.suppress(RuntimeError):  # loop closed during shutdown
             if events and self._handoff is not None:
                 self._handoff.push(events)
-            if lost or any(p.missed for p in pages):
+            if self._handoff is not None and (lost or any(p.missed for p in pages)):
                 fields: dict[str, object] = {"cpu": cpu, "count": lost, "source": "ring-buffer"}
-                self._loop.call_soon_threadsafe(self._notify, "lost", fields)
+                self._handoff.notice(Notice(NoticeKind.LOST, fields))
 
     def _on_error(self, cpu: int, err: OSError) -> None:
         assert self._loop is not None
         path = str(self.instance.path / f"per_cpu/cpu{cpu}/trace_pipe_raw")
         fields: dict[str, object] = {"cpu": cpu, "path": path, "error": str(err)}
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._notify, "backend-error", fields)
+        if self._handoff is not None:
+            self._handoff.notice(Notice(NoticeKind.BACKEND_ERROR, fields))
 
     # -- the kernel filter -------------------------------------------------------------------
 
@@ -185,7 +182,8 @@ class KvmTraceBackend:
         try:
             self._write_filter(expr)
         except TraceError as e:  # keep observing with a coarser (directions-only) filter
-            self._notify("backend-error", {"path": e.path, "error": str(e), "filter": expr})
+            fields = {"path": e.path, "error": str(e), "filter": expr}
+            self._notice(Notice(NoticeKind.BACKEND_ERROR, fields))
             expr = build_filter(terms_from_rules(rules, self._vm_tids), limit=0)
             self._write_filter(expr)
         self._filter = expr
@@ -208,8 +206,9 @@ class KvmTraceBackend:
             self._not_vm.add(pid)
             was_vm = bool(self._vm_tids.get(pid))
             hooks = [r.id for r in self._conv.table.rules() if r.pid == pid] if self._conv else []
-            kind = "vm-stopped" if was_vm else "not-a-vm"
-            self._notify(kind, {"vm": pid, "hooks": hooks, "detail": f"pid {pid} is not a KVM VM"})
+            kind = NoticeKind.VM_STOPPED if was_vm else NoticeKind.NOT_A_VM
+            detail = f"pid {pid} is not a KVM VM"
+            self._notice(Notice(kind, {"vm": pid, "hooks": hooks, "detail": detail}))
         return frozenset()
 
     # -- periodic upkeep ---------------------------------------------------------------------
@@ -226,7 +225,13 @@ class KvmTraceBackend:
             delta, self._dropped[cpu] = dropped - self._dropped.get(cpu, 0), dropped
             if delta > 0:
                 self._counts.setdefault(cpu, CpuCounts()).lost += delta
-                self._notify("lost", {"cpu": cpu, "count": delta, "source": "dropped"})
+                fields = {"cpu": cpu, "count": delta, "source": "dropped"}
+                self._notice(Notice(NoticeKind.LOST, fields))
+
+    def _notice(self, notice: Notice) -> None:
+        """A notice from the event loop thread: straight to the sink."""
+        if self._sink is not None:
+            self._sink.notice(notice)
 
     def counters(self) -> dict[str, int]:
         counts = list(self._counts.values())
@@ -242,6 +247,7 @@ class KvmTraceBackend:
             # drops, announced by the agent: the kernel ring buffer's, and the loop hand-off's
             "dropped_ring_buffer": sum(c.lost for c in counts),
             "dropped_handoff": self._handoff.dropped if self._handoff else 0,
+            "dropped_notices": self._handoff.dropped_notices if self._handoff else 0,
         }
 
     # -- not supported: observe-only, does not own VMs ---------------------------------------

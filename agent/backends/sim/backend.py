@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import random
 import time
-from array import array
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-from agent.backends.base import Notify, Sink, block_sink
-from agent.batch import F_OUT, Block
+from agent.backends.sim.generator import Access, AccessGenerator
+from agent.columns import F_OUT, Block
 from agent.config import SimConfig
 from agent.errors import CapabilityError, NotFoundError
 from agent.events import Event
 from agent.hooks.table import HookRule, HookTable
 from agent.model import Capability, Direction, Stage
+from agent.notices import Notice, NoticeKind
+from agent.sink import EventSink
 from agent.wire import agent_pb2
 
 __all__ = ["SimBackend"]
@@ -45,54 +44,6 @@ Key = tuple[int, int, int, int]  # (EventColumns flags, port, vm, core)
 Row = tuple[Key, int]  # an access of a plain hook: (key, value)
 
 
-@dataclass(frozen=True, slots=True)
-class Access:
-    """One simulated port access."""
-
-    dir: Direction
-    port: int
-    vm: int
-    core: int
-    value: int
-
-
-class AccessGenerator:
-    """The deterministic part: the next n accesses for the seed, generated in bulk.
-
-    Per access: a port drawn by weight, and one 64-bit random word holding the rest — value
-    (bits 0-7), core (8-23), VM (24-39) and direction (40-55, OUT below ``out_fraction``).
-    """
-
-    def __init__(self, config: SimConfig) -> None:
-        self._rng = random.Random(config.seed)
-        self._ports = list(config.ports)
-        self._cum = list(itertools.accumulate(config.ports.values()))
-        self.vms = config.vms
-        self.cores = config.cores
-        self.out_below = int(config.out_fraction * 0x10000)
-
-    def columns(self, n: int) -> tuple[list[int], array[int]]:
-        """(ports, words) for the next ``n`` accesses."""
-        ports = self._rng.choices(self._ports, cum_weights=self._cum, k=n)
-        words = array("Q", self._rng.randbytes(8 * n))
-        return ports, words
-
-    def take(self, n: int) -> list[Access]:
-        """The next ``n`` accesses as records (tests; the backend uses :meth:`columns`)."""
-        ports, words = self.columns(n)
-        return [self.access(port, w) for port, w in zip(ports, words, strict=True)]
-
-    def access(self, port: int, w: int) -> Access:
-        out = (w >> 40) & 0xFFFF < self.out_below
-        return Access(
-            Direction.OUT if out else Direction.IN,
-            port,
-            1 + ((w >> 24) & 0xFFFF) % self.vms,
-            ((w >> 8) & 0xFFFF) % self.cores,
-            w & 0xFF,
-        )
-
-
 class SimBackend:
     """Simulated VMs (ids 1..vms) with simulated cores (0..cores-1)."""
 
@@ -105,7 +56,7 @@ class SimBackend:
         self._break_timeout = break_timeout
         self._paused: dict[str, tuple[int, int, float]] = {}  # break id -> (vm, core, deadline)
         self._break_ids = itertools.count(1)
-        self._notify: Notify = lambda kind, fields: None
+        self._sink: EventSink | None = None
         self.accesses = 0
         self.resumed = 0
         self._names = [f"sim-{i}" for i in range(config.vms + 1)]
@@ -127,15 +78,9 @@ class SimBackend:
     ) -> None:
         self._paused.clear()
 
-    async def run(
-        self, table: HookTable, sink: Sink, notify: Notify, ready: Callable[[], None]
-    ) -> None:
-        """Generate at ``rate``; plain hits go to the pipeline as blocks, others as events.
-
-        A sink that is not a pipeline's ``submit`` (tests) gets every hit as an event.
-        """
-        self._notify = notify
-        blocks_to = block_sink(sink)
+    async def run(self, table: HookTable, sink: EventSink, ready: Callable[[], None]) -> None:
+        """Generate at ``rate``; plain hits go to ``sink`` as blocks, others as events."""
+        self._sink = sink
         ready()
         carry = 0.0
         next_tick = time.monotonic()
@@ -146,9 +91,9 @@ class SimBackend:
             for chunk in range(0, n, CHUNK):  # share the loop with the pipeline and publisher
                 blocks, events = self._step(table, min(CHUNK, n - chunk))
                 if blocks:
-                    blocks_to(blocks)
+                    sink.blocks(blocks)
                 if events:
-                    sink(events)
+                    sink.events(events)
                 if n > CHUNK:
                     await asyncio.sleep(0)
             self.accesses += n
@@ -278,7 +223,7 @@ class SimBackend:
             "dir": a.dir.label,
             "timeout_s": self._break_timeout,
         }
-        self._notify("break", fields)
+        self._notice(NoticeKind.BREAK, fields)
         return break_id
 
     def _expire_breaks(self) -> None:
@@ -286,7 +231,12 @@ class SimBackend:
         for break_id, (vm, core, deadline) in list(self._paused.items()):
             if now >= deadline:
                 del self._paused[break_id]
-                self._notify("break-timeout", {"break_id": break_id, "vm": vm, "vcpu": core})
+                fields = {"break_id": break_id, "vm": vm, "vcpu": core}
+                self._notice(NoticeKind.BREAK_TIMEOUT, fields)
+
+    def _notice(self, kind: NoticeKind, fields: dict[str, object]) -> None:
+        if self._sink is not None:
+            self._sink.notice(Notice(kind, fields))
 
     def hooks_changed(self) -> None:
         """Nothing to rebuild: every access is matched against the live table."""

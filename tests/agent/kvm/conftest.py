@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +17,16 @@ import pytest
 
 from agent.backends.kvm import fast
 from agent.backends.kvm._kvm import Kvm
+from agent.backends.kvm.commands import Breaks, install_kick_handler
 from agent.backends.kvm.fast import FastLib
 from agent.backends.kvm.guests.build import Guest, ToolchainMissing, assemble, build_all
 from agent.backends.kvm.machine import Machine
-from agent.backends.kvm.runner import Breaks, install_kick_handler
-from agent.batch import Block
+from agent.columns import Block
 from agent.config import VmConfig
 from agent.errors import KvmError
 from agent.events import Event
 from agent.hooks.table import HookTable
+from agent.notices import Notice
 from agent.wire import hooks_pb2
 
 MACHINES = pytest.StashKey[list[Machine]]()
@@ -64,11 +65,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 class Collector:
-    """An Outlet that keeps everything, with waits (vCPU threads call it)."""
+    """A thread-safe EventSink that keeps everything, with waits (vCPU threads call it)."""
 
     def __init__(self) -> None:
         self.batches: list[list[Event]] = []
-        self.notices: list[tuple[str, dict[str, object]]] = []
+        self.notices: list[Notice] = []
         self.block_calls = 0
         self._cond = threading.Condition()
 
@@ -77,23 +78,23 @@ class Collector:
             return [e for b in self.batches for e in b]
 
     def events(self, batch: list[Event]) -> None:
-        """The Outlet side: one call per batch."""
+        """One call per batch."""
         with self._cond:
             self.batches.append(batch)
             self._cond.notify_all()
 
     def blocks(self, blocks: list[Block]) -> None:
-        """The Outlet side of the C loop's columns: kept as one batch of events."""
+        """The C loop's columns: kept as one batch of events."""
         self.events([e for b in blocks for e in b.events()])
         with self._cond:
             self.block_calls += 1
 
-    def notice(self, kind: str, fields: dict[str, object]) -> None:
+    def notice(self, notice: Notice) -> None:
         with self._cond:
-            self.notices.append((kind, fields))
+            self.notices.append(notice)
             self._cond.notify_all()
 
-    def kinds(self, kind: str) -> list[dict[str, object]]:
+    def kinds(self, kind: str) -> list[Mapping[str, object]]:
         with self._cond:
             return [f for k, f in self.notices if k == kind]
 

@@ -11,32 +11,44 @@ import pytest
 from agent.backends import Backend, load_backend
 from agent.backends.kvm import KvmBackend
 from agent.backends.kvm.guests.build import Guest
+from agent.backends.testing import ListSink
+from agent.columns import Block
 from agent.config import AgentConfig, KvmConfig, VmConfig
 from agent.errors import NotFoundError
 from agent.events import Event
 from agent.hooks.table import HookTable
 from agent.model import Capability, Direction, Stage
+from agent.notices import Notice
 from agent.wire import agent_pb2
 from tests.agent.kvm.conftest import spec
 
 pytestmark = pytest.mark.kvm
 
 
+class LoopSink(ListSink):
+    """A ListSink that checks it is called on the event loop thread."""
+
+    def events(self, events: list[Event]) -> None:
+        asyncio.get_running_loop()  # raises unless called on the loop thread
+        super().events(events)
+
+    def blocks(self, blocks: list[Block]) -> None:
+        asyncio.get_running_loop()
+        super().blocks(blocks)
+
+    def notice(self, notice: Notice) -> None:
+        asyncio.get_running_loop()
+        super().notice(notice)
+
+
 class Agent:
-    """What the agent gives run(): sink, notify, ready — recording, with the loop thread checked."""
+    """What the agent gives run(): the sink and ready — recording, with the loop thread checked."""
 
     def __init__(self) -> None:
-        self.batches: list[list[Event]] = []
-        self.notices: list[tuple[str, dict[str, object]]] = []
+        self.sink = LoopSink()
+        self.batches = self.sink.batches
+        self.notices = self.sink.notices
         self.ready = asyncio.Event()
-        self.loop_thread = asyncio.get_running_loop()
-
-    def sink(self, batch: list[Event]) -> None:
-        asyncio.get_running_loop()  # raises unless called on the loop thread
-        self.batches.append(batch)
-
-    def notify(self, kind: str, fields: dict[str, object]) -> None:
-        self.notices.append((kind, fields))
 
     def events(self) -> list[Event]:
         return [e for b in self.batches for e in b]
@@ -65,7 +77,7 @@ async def test_run_starts_configured_vms_and_batches_events(guests: dict[str, Gu
     config = KvmConfig(vms=(vm(guests["serial"], "ser"), vm(guests["cmos"], "clock")))
     agent = Agent()
     async with KvmBackend(config) as backend:
-        task = asyncio.create_task(backend.run(table, agent.sink, agent.notify, agent.ready.set))
+        task = asyncio.create_task(backend.run(table, agent.sink, agent.ready.set))
         await asyncio.wait_for(agent.ready.wait(), 10)
         await agent.until(lambda: len([k for k, _ in agent.notices if k == "vm-halted"]) == 2)
         await agent.until(lambda: len(agent.events()) >= 6 + 9)  # 6 + 9 LSR polls
@@ -94,7 +106,7 @@ async def test_start_stop_vm_rpcs_and_resume(guests: dict[str, Guest], tmp_path:
     table.set(spec(id="brk", direction=Direction.IN, port=0x100, break_=True))
     agent = Agent()
     async with KvmBackend(KvmConfig(break_timeout=30)) as backend:
-        task = asyncio.create_task(backend.run(table, agent.sink, agent.notify, agent.ready.set))
+        task = asyncio.create_task(backend.run(table, agent.sink, agent.ready.set))
         await agent.ready.wait()
         vm_spec = agent_pb2.VmSpec(name="two", image=str(guests["two_vcpu"].path), vcpus=2)
         info = await backend.start_vm(vm_spec)

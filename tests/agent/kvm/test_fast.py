@@ -8,6 +8,7 @@ hooked ports see traffic, and that a rewritten instruction is decoded again.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.backends.kvm import fast
+from agent.backends.kvm import abi, fast
 from agent.backends.kvm.guests.build import Guest
 from agent.backends.kvm.machine import Machine
 from agent.backends.kvm.runner import VcpuRunner
@@ -88,11 +89,11 @@ def test_the_c_loop_answers_open_bus_without_python(
     vm = make_vm(guests["in_loop"], table=HookTable())
     time.sleep(0.3)
     r = runner(vm)
-    assert not r.vcpu.regs_synced, "no hooked port: KVM is not asked to copy registers"
+    assert not r.ctx.vcpu.regs_synced, "no hooked port: KVM is not asked to copy registers"
     vm.stop()
-    assert r.fast is not None
+    assert r.ctx.fast is not None
     assert r.io_exits > 1000
-    assert r.slow_exits < 10  # the start, the stop
+    assert r.ctx.slow_exits < 10  # the start, the stop
     assert vm.bus.open_bus_reads[0x80] == r.io_exits
 
 
@@ -106,12 +107,12 @@ def test_an_in_hook_gives_the_same_events_from_both_loops(
     c_vm = run_for(make_vm, guests["in_loop"], table, 0.3)
     r = runner(c_vm)
     c_events = collector.all_events()
-    assert r.slow_exits < r.io_exits // 100, "observed exits stay in C"
+    assert r.ctx.slow_exits < r.io_exits // 100, "observed exits stay in C"
     assert collector.block_calls > 0
     collector.batches.clear()
     py_vm = make_vm(guests["in_loop"], table=table, vm_id=1, start=False)
     for other in py_vm.runners:
-        other.fast = None
+        other.ctx.fast = None
     py_vm.start()
     time.sleep(0.2)
     py_vm.stop()
@@ -162,7 +163,7 @@ def test_hooks_changed_while_the_guest_runs_in_c(
     table.set(spec(id="p80", direction=Direction.IN, port=0x80))
     r.kick()  # what KvmBackend.hooks_changed does for every vCPU
     assert collector.wait(lambda: len(collector.all_events()) > 100, timeout=5)
-    assert r.vcpu.regs_synced
+    assert r.ctx.vcpu.regs_synced
     assert all(e.regs["rdx"] == 0x80 for e in collector.all_events())
     table.remove("p80")
     r.kick()
@@ -195,3 +196,23 @@ def test_build_names_a_missing_compiler(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(RuntimeError, match="/nonexistent/cc"):
         fast.build(tmp_path / "x.so")
     assert not list(tmp_path.iterdir()), "nothing half-built is left"
+
+
+def test_every_abi_constant_is_checked_against_the_library(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fastpath.c exports its constants by name; abi.py compares them all at load."""
+    try:
+        path = fast.build(tmp_path / "abi.so")
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    lib = ctypes.CDLL(str(path))
+    assert abi.library_constants(lib) == abi.CONSTANTS
+    assert {"P_OBSERVE", "P_HOOKED", "R_FLUSH", "R_ERRNO"} <= abi.CONSTANTS.keys()
+    abi.check(lib, path.name)  # agrees: no error
+    monkeypatch.setitem(abi.CONSTANTS, "P_OBSERVE", 7)
+    with pytest.raises(OSError, match=r"constant P_OBSERVE is 2 in C but 7 in abi\.py"):
+        abi.check(lib, path.name)
+    monkeypatch.delitem(abi.CONSTANTS, "P_OBSERVE")
+    with pytest.raises(OSError, match="constant P_OBSERVE is 2 in C but None"):
+        fast.FastLib(path)

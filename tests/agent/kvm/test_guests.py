@@ -44,7 +44,7 @@ class Counter:
 
 
 def regs_when_halted(runner: VcpuRunner) -> dict[str, int]:
-    r = runner.vcpu.get_regs()
+    r = runner.ctx.vcpu.get_regs()
     return {"rax": r.rax, "rbx": r.rbx, "rcx": r.rcx, "rdi": r.rdi, "rip": r.rip}
 
 
@@ -129,5 +129,5 @@ def test_per_vcpu_entries(make_vm: MakeVm, guests: dict[str, Guest]) -> None:
     entries = (guest.symbols["_start"], guest.symbols["ap_start"])
     vm = make_vm(guest, vcpus=2, entries=entries)
     assert wait_state(vm, "halted")
-    assert vm.runners[1].vcpu.get_regs().rdi == 1
+    assert vm.runners[1].ctx.vcpu.get_regs().rdi == 1
     assert vm.bus.open_bus_counts() == {0x100: (3, 0), 0x200: (3, 0)}

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from agent.backends.kvm.commands import Resume
 from agent.backends.kvm.guests.build import Guest
-from agent.backends.kvm.runner import Resume
 from agent.hooks.table import HookTable
 from agent.model import Direction, Stage
 from tests.agent.kvm.conftest import Collector, MakeVm, spec, wait_state
@@ -164,7 +164,7 @@ def test_break_pauses_until_resumed_with_a_value(
     assert brk["port"] == 0xE8
     assert vm.state == "paused"
     assert collector.all_events()[0].break_id == brk["break_id"]  # flushed before waiting
-    runner = vm.hooked.breaks.take(str(brk["break_id"]))
+    runner = vm.breaks.take(str(brk["break_id"]))
     assert runner is vm.runners[0]
     runner.send(Resume(str(brk["break_id"]), 0x33), kick=False)
     assert wait_state(vm, "halted")

@@ -19,8 +19,9 @@ from agent.backends.kvm.exits import (
     Intr,
     IoIn,
     IoOut,
+    IrqWindowOpen,
     Mmio,
-    Unknown,
+    SystemEvent,
 )  # fmt: skip
 from agent.errors import KvmError
 
@@ -82,7 +83,8 @@ def test_rare_exits_decode_from_kvm_run(vcpu: Vcpu) -> None:
     ex.internal.suberror, ex.internal.ndata = 1, 2
     ex.internal.data[0], ex.internal.data[1] = 7, 8
     assert vcpu.decode(S.EXIT_INTERNAL_ERROR) == InternalError(suberror=1, data=(7, 8))
-    assert vcpu.decode(S.EXIT_SYSTEM_EVENT) == Unknown(S.EXIT_SYSTEM_EVENT, 1 << 33 | 1)
+    assert vcpu.decode(S.EXIT_SYSTEM_EVENT) == SystemEvent(type=1, data=(7, 8))
+    assert vcpu.decode(S.EXIT_IRQ_WINDOW_OPEN) == IrqWindowOpen()
 
 
 def test_ioctl_errors_become_kvm_error(kvm: Kvm) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from agent.backends import load_backend
 from agent.backends.kvm_trace import KvmTraceBackend
+from agent.backends.testing import ListSink
 from agent.config import AgentConfig, TraceConfig
 from agent.errors import BackendError, CapabilityError, TraceError
 from agent.events import Event
@@ -31,13 +32,16 @@ class Running:
 
     def __init__(self, backend: KvmTraceBackend, table: HookTable) -> None:
         self.backend, self.table = backend, table
-        self.events: list[Event] = []
-        self.notices: list[tuple[str, dict[str, object]]] = []
-        self.batches = 0
+        self.sink = ListSink()
+        self.notices = self.sink.notices
 
-    def sink(self, batch: list[Event]) -> None:
-        self.batches += 1
-        self.events.extend(batch)
+    @property
+    def events(self) -> list[Event]:
+        return self.sink.received
+
+    @property
+    def batches(self) -> int:
+        return len(self.sink.batches)
 
     def changed(self) -> None:
         self.backend.hooks_changed()
@@ -49,9 +53,7 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
     async with backend:
         run = Running(backend, HookTable())
         ready = asyncio.Event()
-        task = asyncio.create_task(
-            backend.run(run.table, run.sink, lambda k, f: run.notices.append((k, f)), ready.set)
-        )
+        task = asyncio.create_task(backend.run(run.table, run.sink, ready.set))
         await asyncio.wait_for(ready.wait(), 5)
         yield run
         task.cancel()
@@ -119,9 +121,7 @@ async def test_lost_events_are_reported(tmp_path: Path) -> None:
         cpu = backend.cpus[0]
         _flood(backend.instance.path / "trace_marker", cpu)
         run = Running(backend, HookTable())
-        task = asyncio.create_task(
-            backend.run(run.table, run.sink, lambda k, f: run.notices.append((k, f)), lambda: None)
-        )
+        task = asyncio.create_task(backend.run(run.table, run.sink, lambda: None))
         await asyncio.sleep(0.5)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -200,7 +200,7 @@ async def test_misuse_and_capabilities(tmp_path: Path) -> None:
     assert backend.capabilities == {Capability.IN, Capability.OUT, Capability.PID, Capability.CORE}
     noop: Callable[..., None] = lambda *a: None  # noqa: E731
     with pytest.raises(BackendError, match="unopened"):
-        await backend.run(HookTable(), noop, noop, noop)
+        await backend.run(HookTable(), ListSink(), noop)
     with pytest.raises(CapabilityError, match="break"):
         await backend.resume("b1", None)
     with pytest.raises(CapabilityError, match="vms"):

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from agent.backends.kvm_trace import KvmTraceBackend
+from agent.backends.testing import ListSink
 from agent.config import TraceConfig
-from agent.events import Event
 from agent.hooks.table import HookTable
 from agent.model import Direction
 from agent.wire import hooks_pb2
@@ -46,14 +46,12 @@ async def test_events_equal_independent_count(
             id="first-only", direction=hooks_pb2.DIRECTION_IN, port=RTC_INDEX, pid=first.pid
         )
     )
-    events: list[Event] = []
-    notices: list[tuple[str, dict[str, object]]] = []
+    sink = ListSink()
+    events, notices = sink.received, sink.notices
     backend = KvmTraceBackend(TraceConfig(), f"q{os.getpid()}", lock_dir=tmp_path, rescan_s=0.25)
     async with backend:
         ready = asyncio.Event()
-        task = asyncio.create_task(
-            backend.run(table, events.extend, lambda k, f: notices.append((k, f)), ready.set)
-        )
+        task = asyncio.create_task(backend.run(table, sink, ready.set))
         await asyncio.wait_for(ready.wait(), 5)
         assert backend.filter is not None
         t0 = time.time_ns()

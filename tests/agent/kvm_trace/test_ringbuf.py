@@ -201,7 +201,12 @@ def test_real_kvm_pio_pages_match_text(scratch_instance: Path, qemu_vm: object) 
     (scratch_instance / "events/kvm/kvm_pio/enable").write_text("1")
     guest = qemu_vm("raw")  # type: ignore[operator]
     guest.cont()
+    # SeaBIOS reads the clock within 2 s on an idle machine; under load, wait for it (up to 20 s)
+    deadline = time.monotonic() + 20.0
     time.sleep(2.0)
+    while "pio_read" not in (scratch_instance / "trace").read_text():
+        assert time.monotonic() < deadline, "SeaBIOS never read port 0x70"
+        time.sleep(0.2)
     guest.kill()
     (scratch_instance / "events/kvm/kvm_pio/enable").write_text("0")
     text = [ln for ln in (scratch_instance / "trace").read_text().splitlines() if "pio_read" in ln]
