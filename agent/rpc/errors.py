@@ -33,6 +33,7 @@ from agent.errors import (
     PublishError,
 )
 from agent.model import REQUEST_ID
+from agent.rpc.roles import CALLER
 from agent.rpc.roles import REQUEST_ID as CURRENT_REQUEST_ID
 
 __all__ = ["ErrorInterceptor", "status_for"]
@@ -100,8 +101,15 @@ def _wrap(method: str, inner: Handler) -> Handler:
             await context.abort(code, f"internal error (request id {rid})")
         finally:
             ms = round((time.perf_counter() - start) * 1000, 2)
+            who = CALLER.get()  # set by the role interceptor; None on a plain server
             log.info(
-                "rpc", method=method, code=code.name, ms=ms, request_id=rid, peer=context.peer()
+                "rpc",
+                method=method,
+                code=code.name,
+                ms=ms,
+                request_id=rid,
+                peer=context.peer(),
+                subject=who.subject if who else "-",
             )
 
     return call

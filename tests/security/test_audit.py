@@ -66,3 +66,4 @@ async def test_a_push_and_a_refused_push_are_audited(
     assert [r["request_id"] for r in logged] == [first["request_id"], second["request_id"]]
     rpc_lines = [json.loads(line) for line in agent.log.splitlines() if '"event": "rpc"' in line]
     assert first["request_id"] in {r["request_id"] for r in rpc_lines}  # one id for a call
+    assert {r["subject"] for r in rpc_lines} == {"CN=alice"}  # every call's line names who
