@@ -3,22 +3,20 @@
 A record says who (certificate subject and role; ``-`` / ``admin (plain server)`` when gRPC runs
 without TLS), what (method, hook id, canonical command), the result (gRPC status name and its
 detail) and the request id the client saw. It goes to the log (structlog event ``audit``) and,
-when a ``send`` is given, to ``ioin/v1/<host>/audit`` as JSON with QoS 1. That publish rides the
-outbox's bounded control queue, whose overflow policy (drop the oldest, counted in
-``dropped_control``) applies; the log line is written whatever happens to the publish.
+through ``publish`` (the agent's :meth:`~agent.core.Agent.audit`), to ``ioin/v1/<host>/audit``
+as JSON with QoS 1. That publish rides the outbox's bounded control queue, whose overflow policy
+(drop the oldest, counted in ``dropped_control``) applies; the log line is written whatever
+happens to the publish.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
 
-from agent.publish import topics
-from agent.publish.outbox import Message
 from agent.rpc.roles import Done
 
 __all__ = ["Audit", "audit_record"]
@@ -47,15 +45,16 @@ def audit_record(host: str, done: Done) -> dict[str, Any]:
 class Audit:
     """Records finished mutating calls (pass it as ``RoleInterceptor(audit=...)``)."""
 
-    def __init__(self, host: str, send: Callable[[Message], None] | None = None) -> None:
+    def __init__(
+        self, host: str, publish: Callable[[Mapping[str, object]], None] | None = None
+    ) -> None:
         self._host = host
-        self._send = send
+        self._publish = publish
         self.records = 0
 
     def __call__(self, done: Done) -> None:
         record = audit_record(self._host, done)
         self.records += 1
         log.info("audit", **record)
-        if self._send is not None:
-            payload = json.dumps(record).encode()
-            self._send(Message(topics.audit(self._host), payload, content_type=topics.CT_JSON))
+        if self._publish is not None:
+            self._publish(record)

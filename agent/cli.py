@@ -80,25 +80,25 @@ def _setup(cfg: AgentConfig) -> None:
 
 
 async def _serve(cfg: AgentConfig) -> None:
-    from agent.core import Agent
+    from agent.build import build_agent
     from agent.rpc.server import create_server, serve
 
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    async with Agent(cfg) as agent:
+    async with build_agent(cfg) as agent:
         server, port, health = await create_server(agent, cfg.grpc)
         if cfg.metrics.listen:
             from agent.metrics import serve_metrics
 
-            log.info("metrics-listening", port=serve_metrics(agent, cfg.metrics.listen))
+            log.info("metrics-listening", port=serve_metrics(agent.reports, cfg.metrics.listen))
         log.info(
             "agent-starting",
             host=cfg.host,
             backend=cfg.backend,
             grpc_port=port,
             broker=f"{cfg.mqtt.host}:{cfg.mqtt.port}",
-            epoch=agent.epoch,
+            epoch=agent.identity.epoch,
         )
         with contextlib.suppress(asyncio.CancelledError):
             await agent.run(lambda: serve(agent, server, health))

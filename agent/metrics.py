@@ -16,7 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from agent.core import Agent
+    from agent.status import AgentStatus
 
 __all__ = ["AgentCollector", "serve_metrics"]
 
@@ -31,48 +31,43 @@ _COUNTERS = {
 
 
 class AgentCollector(Collector):
-    def __init__(self, agent: Agent) -> None:
-        self._agent = agent
+    def __init__(self, status: AgentStatus) -> None:
+        self._status = status
         self._lock = threading.Lock()
         self._buckets = [0] * (len(BUCKETS) + 1)
         self._sum = 0.0
         self._count = 0
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
-        agent = self._agent
-        counters = agent.counters()
+        status = self._status
+        counters = status.counters()
         for name, doc in _COUNTERS.items():
             yield CounterMetricFamily(f"ioind_{name}", doc, value=counters.get(name, 0))
         dropped = CounterMetricFamily(
             "ioind_events_dropped", "Events dropped, by stage", labels=["stage"]
         )
-        for stage, n in agent.drop_counts().items():
+        for stage, n in status.drop_counts().items():
             dropped.add_metric([stage], n)
         yield dropped
+        batches, size = status.spool()
+        yield GaugeMetricFamily("ioind_spool_batches", "Batches in the spool", value=batches)
+        yield GaugeMetricFamily("ioind_spool_bytes", "Payload bytes in the spool", value=size)
         yield GaugeMetricFamily(
-            "ioind_spool_batches", "Batches in the spool", value=agent.outbox.spool.batches
+            "ioind_outbox_depth", "Messages not yet acknowledged", value=counters["outbox_depth"]
         )
         yield GaugeMetricFamily(
-            "ioind_spool_bytes", "Payload bytes in the spool", value=agent.outbox.spool.bytes
+            "ioind_broker_connected", "1 when connected to the broker", value=int(status.connected)
         )
-        yield GaugeMetricFamily(
-            "ioind_outbox_depth", "Messages not yet acknowledged", value=agent.outbox.depth()
-        )
-        yield GaugeMetricFamily(
-            "ioind_broker_connected",
-            "1 when connected to the broker",
-            value=int(agent.publisher.connected),
-        )
-        yield GaugeMetricFamily("ioind_hooks", "Hooks in the table", value=len(agent.table))
+        yield GaugeMetricFamily("ioind_hooks", "Hooks in the table", value=status.hook_count())
         backend = GaugeMetricFamily("ioind_backend", "Backend counters", labels=["name"])
-        for name, n in agent.backend.counters().items():
+        for name, n in status.backend_counters().items():
             backend.add_metric([name], n)
         yield backend
         yield self._latency()
 
     def _latency(self) -> HistogramMetricFamily:
         with self._lock:
-            for s in self._agent.publisher.latency.drain():
+            for s in self._status.latency_samples():
                 i = next((i for i, b in enumerate(BUCKETS) if s <= b), len(BUCKETS))
                 self._buckets[i] += 1
                 self._sum += s
@@ -89,11 +84,11 @@ class AgentCollector(Collector):
             )
 
 
-def serve_metrics(agent: Agent, listen: str) -> int:
+def serve_metrics(status: AgentStatus, listen: str) -> int:
     """Start the endpoint in a daemon thread; returns the bound port."""
     host, _, port = listen.rpartition(":")
     registry = CollectorRegistry()
-    registry.register(AgentCollector(agent))
+    registry.register(AgentCollector(status))
     server, _thread = start_http_server(int(port), addr=host or "0.0.0.0", registry=registry)
     bound: int = server.server_port
     return bound

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.model import check_id
-from agent.publish.topics import PREFIX
+from agent.topics import PREFIX
 from controller.errors import PkiError
 
 __all__ = ["ALERTS", "broker_acl", "write_broker_acl"]

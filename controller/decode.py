@@ -11,19 +11,20 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import DecodeError
 
 from agent.batch import batch_events
+from agent.eventline import event_line
 from agent.events import JSON_KEYS, to_json
+from agent.topics import CT_JSON, CT_PROTOBUF
 from agent.wire import events_pb2
 
 __all__ = ["JSON_TYPE", "PROTO_TYPE", "Batch", "Junk", "decode_batch", "event_line"]
 
-PROTO_TYPE = "application/x-protobuf; proto=ioin.v1.EventBatch"
-JSON_TYPE = "application/json"
+PROTO_TYPE = CT_PROTOBUF
+JSON_TYPE = CT_JSON
 
 # Keys a JSON event must carry; the others default as `to_json` would give them.
 _REQUIRED = ("seq", "ts", "hook_id", "dir", "port")
@@ -108,25 +109,3 @@ def _json_event(ev: Any, host: str, epoch: str) -> dict[str, Any]:
 def _int_bool(value: object, kinds: tuple[type, ...]) -> bool:
     """JSON true/false where a number belongs (Python's bool is an int)."""
     return isinstance(value, bool) and bool not in kinds
-
-
-def event_line(ev: Mapping[str, Any]) -> str:
-    """One human line: time, host, seq, hook, direction, port, size, value, VM/vCPU and actions."""
-    when = datetime.fromtimestamp(ev["ts"] / 1e9, UTC).strftime("%H:%M:%S.%f")
-    arrow = "IN " if ev["dir"] == "in" else "OUT"
-    parts = [
-        f"{when} {ev['host']} #{ev['seq']} {ev['hook_id']} {arrow} port {ev['port']:#06x}",
-        f"size {ev.get('size') or 1} value {ev.get('value') or 0:#x}",
-        f"vm {ev.get('vm') or 0} vcpu {ev.get('vcpu') or 0}",
-    ]
-    if ev.get("count", 1) != 1 or ev.get("rep"):
-        parts.append(f"count {ev['count']}{' rep' if ev.get('rep') else ''}")
-    if ev.get("rip") is not None:
-        parts.append(f"rip {ev['rip']:#x}")
-    if ev.get("value_set") is not None:
-        parts.append(f"set {ev['value_set']:#x}")
-    if ev.get("skipped"):
-        parts.append("skipped")
-    if ev.get("break_id"):
-        parts.append(f"break {ev['break_id']}")
-    return " ".join(parts)

@@ -19,7 +19,10 @@ from typing import Any
 
 import aiomqtt
 
-from controller.decode import Junk, decode_batch, event_line
+from agent.eventline import event_line
+from agent.topics import PREFIX, Kind, filter_for
+from agent.topics import parse as parse_topic
+from controller.decode import Junk, decode_batch
 from controller.errors import BrokerError
 from controller.gaps import GapChecker
 from controller.inventory import split_address
@@ -61,10 +64,9 @@ class HostTally:
 
 def topics(cfg: WatchConfig) -> list[str]:
     """The topic filters for ``cfg``: events (one hook or all), plus notices / breaks if asked."""
-    prefix = f"ioin/v1/{cfg.host or '+'}"
-    subs = [f"{prefix}/events/{cfg.hook or '#'}"]
-    subs += [f"{prefix}/notices"] if cfg.notices else []
-    subs += [f"{prefix}/breaks"] if cfg.breaks else []
+    subs = [filter_for(Kind.EVENTS, cfg.host, cfg.hook)]
+    subs += [filter_for(Kind.NOTICES, cfg.host)] if cfg.notices else []
+    subs += [filter_for(Kind.BREAKS, cfg.host)] if cfg.breaks else []
     return subs
 
 
@@ -80,17 +82,17 @@ class Watcher:
 
     def handle(self, topic: str, payload: bytes, content_type: str | None = None) -> None:
         """Deal with one message; junk is counted, never raised."""
-        levels = topic.split("/")
-        if len(levels) < 4 or levels[:2] != ["ioin", "v1"]:
-            return self._junk(topic, "not an ioin/v1 topic")
-        host, kind = levels[2], levels[3]
-        if kind == "events":
+        name = parse_topic(topic)
+        if name is None:
+            return self._junk(topic, f"not an {PREFIX} topic")
+        host, kind = name.host, name.kind
+        if kind == Kind.EVENTS:
             try:
                 batch = decode_batch(payload, content_type, host)
             except Junk as e:
                 return self._junk(topic, str(e))
             return self._events(batch.events)
-        if kind in ("notices", "breaks"):
+        if kind in (Kind.NOTICES, Kind.BREAKS):
             return self._notice(host, kind, payload)
         return self._junk(topic, f"unexpected topic kind '{kind}'")
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # The wire code, the hook language (with the error it raises), value objects, the event form and
-# the batch form (how events travel on the bus), the topic scheme, the certificate identity scheme.
+# its human line, the batch form (how events travel on the bus), the topic scheme and the
+# certificate identity scheme.
 CONTRACT = {
     "agent.wire",
     "agent.hooks.lang",
@@ -16,8 +17,9 @@ CONTRACT = {
     "agent.model",
     "agent.events",
     "agent.batch",
+    "agent.eventline",
+    "agent.topics",
     "agent.identity",
-    "agent.publish.topics",
 }
 
 

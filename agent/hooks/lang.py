@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from agent.errors import HookSyntaxError
+from agent.hooks.validate import BURST_NEEDS_RATE, check_combinations
 from agent.model import MAX_PORT, check_id
 from agent.wire import hooks_pb2
 
@@ -242,14 +243,9 @@ def _block_option(spec: hooks_pb2.HookSpec, keyword: str, value: _Token) -> None
 
 
 def _check_combinations(spec: hooks_pb2.HookSpec, seen: set[str]) -> None:
-    if spec.short_circuit and spec.stage in (_POST, _ALL):
-        stage = _STAGE_NAMES[spec.stage]
-        message = (
-            f"err, 'sc on' cannot be used with 'stage {stage}' (a skipped instruction has no post)"
-        )
-        raise HookSyntaxError(message, "sc")
+    check_combinations(spec)  # the rules a spec sent without a command obeys too
     if "burst" in seen and spec.rate == 0:
-        raise HookSyntaxError("err, 'burst' needs a non-zero 'rate'", "burst")
+        raise HookSyntaxError(BURST_NEEDS_RATE, "burst")
     if "burst" not in seen:
         spec.burst = spec.rate
     elif spec.burst == 0:

@@ -9,6 +9,10 @@ connection drops, every message taken but not acknowledged is handed back to the
 nothing is lost by a reconnect (delivery is at-least-once; sequence numbers let consumers drop
 duplicates). Reconnects back off exponentially with full jitter, from 0.1 s to 10 s.
 
+With ``[mqtt] tls`` the TLS files are read at every connect; :meth:`Publisher.renew` (a SIGHUP
+reload calls it) ends the current connection at once so that the next one presents the renewed
+certificate. That is an ordinary reconnect: nothing in flight is lost.
+
 Catch-up is paced: the backlog found at connect time (an outage's worth of batches) is replayed
 at no more than ``catchup_rate`` batches per second, so a broker recovering from an outage is not
 flattened by the whole fleet replaying at once; live traffic is not paced.
@@ -28,9 +32,9 @@ import structlog
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from agent import topics
 from agent.config import MqttConfig
 from agent.errors import ConfigError
-from agent.publish import topics
 from agent.publish.outbox import Message, Outbox
 from agent.publish.tls import mqtt_context
 
@@ -62,7 +66,14 @@ class Publisher:
         self.published_messages = 0
         self.connects = 0
         self.caught_up = 0  # backlog batches replayed (paced) after connects
+        self.renewals = 0
         self.latency = _Latency()
+        self._renew = asyncio.Event()
+
+    def renew(self) -> None:
+        """Reconnect now, reading the TLS files again (no-op without ``tls``)."""
+        if self._config.tls:
+            self._renew.set()
 
     async def run(self) -> None:
         """Publish until cancelled, reconnecting forever."""
@@ -72,8 +83,13 @@ class Publisher:
                 async with self._client() as client:
                     attempt = 0
                     await self._session(client)
+            except _Renewal:
+                self.connected = False
+                self.renewals += 1
+                log.info("broker-reconnecting", reason="renewed TLS files")
             except (aiomqtt.MqttError, ConfigError) as exc:  # ConfigError: unreadable TLS files
                 self.connected = False
+                _reraise_cancellation(exc)
                 attempt += 1
                 delay = random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_MIN_S * 2**attempt))
                 log.warning("broker-unavailable", error=str(exc), retry_in_s=round(delay, 2))
@@ -95,12 +111,32 @@ class Publisher:
             max_inflight_messages=self._max_inflight,
             clean_start=False,
             properties=_connect_props(cfg.session_expiry),
-            tls_context=mqtt_context(cfg, self._host)
-            if cfg.tls
-            else None,  # files read at every connect
+            tls_context=mqtt_context(cfg, self._host) if cfg.tls else None,  # at every connect
         )
 
     async def _session(self, client: aiomqtt.Client) -> None:
+        """One connection: birth, then drain the outbox until the first MQTT error.
+
+        The sends and the disconnect watcher are one task group: the first ``MqttError`` in any
+        of them cancels the rest, and whatever was taken but not acknowledged goes back to the
+        outbox in ``finally`` (also when the agent itself is cancelled).
+        """
+        await self._announce(client)
+        inflight: dict[int, Message] = {}
+        failure: aiomqtt.MqttError | None = None
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._watch(client), name="mqtt-watch")
+                tg.create_task(self._renewal(), name="mqtt-renew")
+                await self._drain(client, tg, inflight)
+        except* aiomqtt.MqttError as group:
+            failure = _first(group)
+        finally:
+            self._outbox.requeue(inflight[k] for k in sorted(inflight))
+        if failure is not None:
+            raise failure
+
+    async def _announce(self, client: aiomqtt.Client) -> None:
         birth = json.dumps(self._birth() | {"online": True}).encode()
         await client.publish(
             topics.status(self._host), birth, qos=1, retain=True, timeout=self._config.ack_timeout
@@ -108,47 +144,35 @@ class Publisher:
         self.connects += 1
         self.connected = True
         log.info("broker-connected", broker=f"{self._config.host}:{self._config.port}")
-        inflight: dict[int, Message] = {}
+
+    async def _drain(
+        self, client: aiomqtt.Client, tg: asyncio.TaskGroup, inflight: dict[int, Message]
+    ) -> None:
+        """Start one send per message, at most ``max_inflight`` at once; returns only by
+        cancellation (the group's first error, or the agent stopping)."""
         slots = asyncio.Semaphore(self._max_inflight)
-        failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
-        tasks: set[asyncio.Task[None]] = set()
-        watcher = asyncio.create_task(self._watch(client, failed))
-        counter = 0
         backlog = self._outbox.spool.batches  # replayed at catchup_rate
         pace = 1.0 / self._config.catchup_rate
-        try:
-            while not failed.done():
-                msg = await self._outbox.get()
-                if msg is None:
-                    continue
-                if backlog > 0 and msg.spool_id:
-                    backlog -= 1
-                    self.caught_up += 1
-                    await asyncio.sleep(pace)
-                counter += 1
-                inflight[counter] = msg
-                await slots.acquire()
-                task = asyncio.create_task(
-                    self._send(client, counter, msg, inflight, slots, failed)
-                )
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-        finally:
-            for task in (*tasks, watcher):
-                task.cancel()
-            await asyncio.gather(*tasks, watcher, return_exceptions=True)
-            self._outbox.requeue(inflight[k] for k in sorted(inflight))
-        raise failed.result()
+        key = 0
+        while True:
+            msg = await self._outbox.get()
+            key += 1
+            inflight[key] = msg  # from here on, requeued unless acknowledged
+            if backlog > 0 and msg.spool_id:
+                backlog -= 1
+                self.caught_up += 1
+                await asyncio.sleep(pace)
+            await slots.acquire()
+            tg.create_task(self._send(client, key, inflight, slots))
 
     async def _send(
         self,
         client: aiomqtt.Client,
         key: int,
-        msg: Message,
         inflight: dict[int, Message],
         slots: asyncio.Semaphore,
-        failed: asyncio.Future[BaseException],
     ) -> None:
+        msg = inflight[key]
         start = time.perf_counter()
         try:
             await client.publish(
@@ -159,11 +183,6 @@ class Publisher:
                 properties=_props(msg.content_type),
                 timeout=self._config.ack_timeout,
             )
-        except aiomqtt.MqttError as exc:
-            if not failed.done():
-                failed.set_result(exc)
-                self._outbox.wake()
-            return
         finally:
             slots.release()
         del inflight[key]
@@ -172,15 +191,34 @@ class Publisher:
         self.published_messages += 1
         self.published_events += msg.events
 
-    async def _watch(self, client: aiomqtt.Client, failed: asyncio.Future[BaseException]) -> None:
+    async def _renewal(self) -> None:
+        """End the connection when :meth:`renew` is called (set before it: at the next one)."""
+        await self._renew.wait()
+        self._renew.clear()
+        raise _Renewal("reconnecting to present the renewed TLS files")
+
+    async def _watch(self, client: aiomqtt.Client) -> None:
         """Notice a lost connection while idle: the message iterator raises on disconnect."""
-        try:
-            async for _ in client.messages:
-                pass  # we subscribe to nothing
-        except aiomqtt.MqttError as exc:
-            if not failed.done():
-                failed.set_result(exc)
-                self._outbox.wake()
+        async for _ in client.messages:
+            pass  # we subscribe to nothing
+
+
+class _Renewal(aiomqtt.MqttError):
+    """Ends a session on purpose, to reconnect with freshly read TLS files."""
+
+
+def _reraise_cancellation(exc: BaseException) -> None:
+    """A task group that failed while the agent was stopping still stops the agent: the
+    cancellation it absorbed is still counted on the task."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from exc
+
+
+def _first(group: BaseExceptionGroup[aiomqtt.MqttError]) -> aiomqtt.MqttError:
+    """The first MQTT error of a task group's failure (the others followed from it)."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _connect_props(session_expiry: int) -> Properties:

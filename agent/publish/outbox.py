@@ -45,7 +45,6 @@ class Outbox:
         self._control: deque[Message] = deque()
         self._max_control = max_control
         self._ready = asyncio.Event()
-        self._poked = False
         self.dropped_control = 0
 
     @property
@@ -78,13 +77,8 @@ class Outbox:
         self.spool.rewind()
         self._ready.set()
 
-    def wake(self) -> None:
-        """Make a waiting :meth:`get` return ``None`` once (the publisher's connection broke)."""
-        self._poked = True
-        self._ready.set()
-
-    async def get(self) -> Message | None:
-        """The next message, control first; ``None`` after :meth:`wake`."""
+    async def get(self) -> Message:
+        """The next message, control first; waits while there is none."""
         while True:
             if self._control:
                 return self._control.popleft()
@@ -92,9 +86,6 @@ class Outbox:
                 self._fill()
             if self._ahead:
                 return self._ahead.popleft()
-            if self._poked:
-                self._poked = False
-                return None
             self._ready.clear()
             await self._ready.wait()
 

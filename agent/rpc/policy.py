@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from agent.errors import HookSyntaxError
-from agent.hooks.lang import canonical, parse
+from agent.errors import HookError
+from agent.hooks.lang import canonical
+from agent.hooks.service import resolve
 from agent.identity import Role
 from agent.rpc.roles import Need, Policy, table_policy
 from agent.wire import agent_pb2, hooks_pb2
@@ -90,10 +91,9 @@ def _for_hook(
 
 
 def _pushed(request: agent_pb2.SetHookRequest) -> hooks_pb2.HookSpec | None:
-    """The hook a SetHookRequest sets: its command parsed, else its spec."""
-    if request.command:
-        try:
-            return parse(request.command, hook_id=request.spec.id or None)
-        except HookSyntaxError:
-            return None
-    return request.spec if request.HasField("spec") else None
+    """The hook a SetHookRequest sets, resolved as the hook service will (``None``: it will
+    refuse the request)."""
+    try:
+        return resolve(request.command, request.spec if request.HasField("spec") else None)
+    except HookError:
+        return None

@@ -18,7 +18,7 @@ from grpc_health.v1._async import HealthServicer
 from agent.audit import Audit
 from agent.config import GrpcConfig
 from agent.core import Agent
-from agent.errors import ConfigError, NotFoundError
+from agent.errors import ConfigError
 from agent.rpc.errors import ErrorInterceptor
 from agent.rpc.policy import agent_policy
 from agent.rpc.roles import RoleInterceptor
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 
 class AgentServicer(agent_pb2_grpc.AgentServicer):
+    """Proto in, :class:`~agent.core.Agent` call, proto out; nothing else."""
+
     def __init__(self, agent: Agent) -> None:
         self._agent = agent
 
@@ -40,12 +42,9 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         self, request: agent_pb2.SetHookRequest, context: Ctx
     ) -> agent_pb2.SetHookResponse:
         spec = request.spec if request.HasField("spec") else None
-        if request.command:
-            parsed = self._agent.parse(request.command, spec.id if spec and spec.id else None)
-            spec = parsed
-        if spec is None:
-            raise ConfigError("SetHookRequest: give 'command' or 'spec'")
-        hook, created = self._agent.set_hook(spec, enabled=not request.disabled)
+        hook, created = self._agent.set_hook(
+            command=request.command, spec=spec, enabled=not request.disabled
+        )
         return agent_pb2.SetHookResponse(hook=hook, created=created)
 
     async def RemoveHook(
@@ -56,7 +55,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
     async def ListHooks(
         self, request: agent_pb2.ListHooksRequest, context: Ctx
     ) -> agent_pb2.ListHooksResponse:
-        return agent_pb2.ListHooksResponse(hooks=list(self._agent.table))
+        return agent_pb2.ListHooksResponse(hooks=self._agent.list_hooks())
 
     async def EnableHook(self, request: agent_pb2.HookRef, context: Ctx) -> hooks_pb2.Hook:
         return self._agent.enable_hook(request.id, True)
@@ -73,20 +72,19 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         self, request: agent_pb2.ResumeRequest, context: Ctx
     ) -> agent_pb2.ResumeResponse:
         value = request.value if request.HasField("value") else None
-        if not await self._agent.backend.resume(request.break_id, value):
-            raise NotFoundError("pending break", request.break_id)
+        await self._agent.resume(request.break_id, value)
         return agent_pb2.ResumeResponse(break_id=request.break_id, resumed=True)
 
     async def StartVm(self, request: agent_pb2.VmSpec, context: Ctx) -> agent_pb2.VmInfo:
-        return await self._agent.backend.start_vm(request)
+        return await self._agent.start_vm(request)
 
     async def StopVm(self, request: agent_pb2.VmRef, context: Ctx) -> agent_pb2.VmInfo:
-        return await self._agent.backend.stop_vm(request.id)
+        return await self._agent.stop_vm(request.id)
 
     async def ListVms(
         self, request: agent_pb2.ListVmsRequest, context: Ctx
     ) -> agent_pb2.ListVmsResponse:
-        return agent_pb2.ListVmsResponse(vms=list(self._agent.backend.list_vms()))
+        return agent_pb2.ListVmsResponse(vms=list(self._agent.list_vms()))
 
 
 def _credentials(config: GrpcConfig) -> grpc.ServerCredentials | None:
@@ -107,11 +105,9 @@ async def create_server(
 ) -> tuple[grpc.aio.Server, int, HealthServicer]:
     """A started-ready (bound, not yet started) server, its port, and its health servicer."""
     roles = RoleInterceptor(
-        agent_policy(
-            lambda hook_id: agent.table.get(hook_id).spec if hook_id in agent.table else None
-        ),
+        agent_policy(agent.held),
         secure=not config.insecure,
-        audit=Audit(agent.host, agent.outbox.put_control),
+        audit=Audit(agent.identity.host, agent.audit),
     )
     server = grpc.aio.server(interceptors=[roles, ErrorInterceptor()])
     agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(agent), server)
@@ -139,7 +135,7 @@ async def serve(agent: Agent, server: grpc.aio.Server, health: HealthServicer) -
     serving: bool | None = None
     try:
         while True:
-            up = agent.backend_ready.is_set() and agent.publisher.connected
+            up = agent.serving()
             if up != serving:
                 status = (
                     health_pb2.HealthCheckResponse.SERVING

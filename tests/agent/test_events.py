@@ -7,7 +7,7 @@ import pytest
 from agent.batch import F_REGS, F_RIP, Block, batch_events, batch_size, pack_batch
 from agent.events import JSON_KEYS, Event, from_json, to_json
 from agent.model import Direction, Stage
-from agent.publish.topics import encode_batch
+from agent.publish.payload import encode_batch
 from agent.wire import events_pb2
 
 PLAIN = Event(

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from agent.events import Event
 from agent.model import Direction
-from agent.publish.topics import encode_batch
+from agent.publish.payload import encode_batch
 from controller.gaps import GapChecker, SeqTracker
 from tests.harness import AgentProc, Broker
 

@@ -1,0 +1,148 @@
+"""What a running agent reports about itself: counters, drops, GetStatus, the birth message.
+
+:class:`AgentStatus` reads the parts' own counters at the moment it is asked (nothing on the hot
+path); GetStatus, the retained birth, the Prometheus endpoint and the drop notices all read it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agent import __version__
+from agent.backends import Backend
+from agent.hooks.table import HookTable
+from agent.notices import Notice, NoticeKind
+from agent.pipeline import Pipeline
+from agent.publish.mqtt import Publisher
+from agent.publish.outbox import Outbox
+from agent.wire import agent_pb2
+
+__all__ = ["AgentStatus", "Identity"]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who this agent boot is: host id, epoch (new every boot), start time."""
+
+    host: str
+    epoch: str
+    started_ns: int
+
+    @classmethod
+    def new(cls, host: str) -> Identity:
+        return cls(host, uuid.uuid4().hex[:16], time.time_ns())
+
+
+class AgentStatus:
+    """Counters and reports over the parts of one publishing agent."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        table: HookTable,
+        backend: Backend,
+        pipeline: Pipeline,
+        outbox: Outbox,
+        publisher: Publisher,
+    ) -> None:
+        self.identity = identity
+        self._table = table
+        self._backend = backend
+        self._pipeline = pipeline
+        self._outbox = outbox
+        self._publisher = publisher
+
+    @property
+    def connected(self) -> bool:
+        return self._publisher.connected
+
+    def hook_count(self) -> int:
+        return len(self._table)
+
+    def spool(self) -> tuple[int, int]:
+        """Batches and payload bytes waiting in the spool."""
+        return self._outbox.spool.batches, self._outbox.spool.bytes
+
+    def latency_samples(self) -> list[float]:
+        """Publish-to-PUBACK latencies (s) since the last call."""
+        return self._publisher.latency.drain()
+
+    def backend_counters(self) -> dict[str, int]:
+        return self._backend.counters()
+
+    def counters(self) -> dict[str, int]:
+        p, o, pub = self._pipeline, self._outbox, self._publisher
+        return {
+            "events_matched": p.matched,
+            "events_sequenced": p.seq,
+            "events_suppressed": p.suppressed,
+            "events_published": pub.published_events,
+            "events_dropped_spool": o.dropped_events,
+            "spool_batches": o.spool.batches,
+            "spool_bytes": o.spool.bytes,
+            "control_dropped": o.dropped_control,
+            "outbox_depth": o.depth(),
+            "broker_connects": pub.connects,
+            "messages_published": pub.published_messages,
+            "batches_replayed_paced": pub.caught_up,
+            "spool_recovered_batches": o.spool.recovered_batches,
+        } | self._backend.counters()
+
+    def drop_counts(self) -> dict[str, int]:
+        """Events dropped so far, by stage (each a bounded queue with its own policy)."""
+        return {"spool": self._outbox.dropped_events} | {
+            k.removeprefix("dropped_"): v
+            for k, v in self._backend.counters().items()
+            if k.startswith("dropped_")
+        }
+
+    def status(self) -> agent_pb2.Status:
+        me = self.identity
+        return agent_pb2.Status(
+            version=__version__,
+            host=me.host,
+            backend=self._backend.name,
+            capabilities=sorted(self._backend.capabilities),
+            hooks=list(self._table),
+            counters=[
+                agent_pb2.Counter(name=k, value=max(v, 0)) for k, v in self.counters().items()
+            ],
+            epoch=me.epoch,
+            started_ns=me.started_ns,
+            broker_connected=self._publisher.connected,
+        )
+
+    def birth(self) -> dict[str, Any]:
+        return {
+            "host": self.identity.host,
+            "version": __version__,
+            "backend": self._backend.name,
+            "capabilities": sorted(self._backend.capabilities),
+            "hooks": [h.spec.id for h in self._table],
+            "epoch": self.identity.epoch,
+            "ts": time.time_ns(),
+            "spool_depth": self._outbox.depth(),
+        }
+
+    async def announce_drops(self, notice: Callable[[Notice], None]) -> None:
+        """Once a second at most: events dropped at each stage since the last notice."""
+        reported: dict[str, int] = {}
+        since: dict[str, int] = {}
+        while True:
+            await asyncio.sleep(1.0)
+            for stage, total in self.drop_counts().items():
+                if total > reported.get(stage, 0):
+                    since.setdefault(stage, time.time_ns())
+                    fields = {
+                        "stage": stage,
+                        "events": total - reported.get(stage, 0),
+                        "total": total,
+                        "since": since[stage],
+                    }
+                    notice(Notice(NoticeKind.DROPS, fields))
+                    reported[stage] = total
