@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
-SRC   := agent controller tests bench tools
+SRC   := agent controller aggregator tests bench tools
 
 .PHONY: all bootstrap demo test check fmt proto guests bench clean
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import typer
 
-from controller import cmd_fleet, cmd_hooks, cmd_pki, cmd_watch
+from controller import cmd_agg, cmd_fleet, cmd_hooks, cmd_pki, cmd_watch
 from controller.errors import ControllerError
 from controller.render import warn
 
@@ -33,6 +33,8 @@ app.command("status")(cmd_fleet.status)
 app.command("resume")(cmd_fleet.resume)
 app.add_typer(cmd_fleet.vm_app, name="vm")
 app.command("watch")(cmd_watch.watch)
+app.command("top")(cmd_agg.top)
+app.command("query")(cmd_agg.query)
 app.add_typer(cmd_pki.pki_app, name="pki")
 
 

@@ -9,6 +9,7 @@ An inventory file::
     cert = "pki/ctl.pem"
     key = "pki/ctl.key"
     broker = "127.0.0.1:1883"  # for `ioinctl watch`
+    aggregator = "127.0.0.1:50070"  # for `ioinctl top`, `query`, `hosts --aggregator`
 
     [[agent]]
     name = "a"                 # optional; the address when absent
@@ -41,6 +42,7 @@ _DEFAULT_KEYS: dict[str, type | tuple[type, ...]] = {
     "timeout": (int, float),
     "insecure": bool,
     "broker": str,
+    "aggregator": str,
     "ca": str,
     "cert": str,
     "key": str,
@@ -64,6 +66,7 @@ class Defaults:
     timeout: float | None = None
     insecure: bool | None = None
     broker: str | None = None
+    aggregator: str | None = None
     ca: str | None = None
     cert: str | None = None
     key: str | None = None
@@ -160,8 +163,9 @@ def _defaults(path: Path, table: Any) -> Defaults:
             raise InventoryError(str(path), f"defaults.{key}", f"wrong type {got}")
     if "timeout" in table and table["timeout"] <= 0:
         raise InventoryError(str(path), "defaults.timeout", "must be positive")
-    if "broker" in table:
-        _check_address(str(path), "defaults.broker", table["broker"])
+    for name in ("broker", "aggregator"):
+        if name in table:
+            _check_address(str(path), f"defaults.{name}", table[name])
 
     def file(key: str) -> str | None:
         return str(path.parent / table[key]) if key in table else None
@@ -171,6 +175,7 @@ def _defaults(path: Path, table: Any) -> Defaults:
         timeout=timeout,
         insecure=table.get("insecure"),
         broker=table.get("broker"),
+        aggregator=table.get("aggregator"),
         ca=file("ca"),
         cert=file("cert"),
         key=file("key"),

@@ -1,9 +1,12 @@
-"""The controller imports from the agent only its public contract (DESIGN.md, "Parts")."""
+"""The controller and the aggregator import from the agent only its public contract (DESIGN.md,
+"Parts")."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # The wire code, the hook language (with the error it raises), value objects, the event form and
@@ -34,14 +37,23 @@ def agent_imports(path: Path) -> set[str]:
     return found
 
 
-def test_controller_uses_only_the_agent_contract() -> None:
+@pytest.mark.parametrize("package", ["controller", "aggregator"])
+def test_consumers_use_only_the_agent_contract(package: str) -> None:
     crossing = {
         f"{p.relative_to(ROOT)}: {mod}"
-        for p in (ROOT / "controller").rglob("*.py")
+        for p in (ROOT / package).rglob("*.py")
         for mod in agent_imports(p)
         if not any(mod == c or mod.startswith(c + ".") for c in CONTRACT - {"agent.hooks"})
     }
     assert not crossing
+
+
+def test_the_aggregator_and_the_controller_do_not_import_each_other() -> None:
+    for package, other in (("aggregator", "controller"), ("controller", "aggregator")):
+        for p in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(p.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    assert not node.module.startswith(other), f"{p}: {node.module}"
 
 
 # -- the import graph: no cycles inside a package tree, TYPE_CHECKING and lazy imports counted --
@@ -127,16 +139,17 @@ def test_the_import_graph_finds_a_planted_cycle() -> None:
     assert imported(nodes[1], "agent.pkg.mod", False, known) == {"agent.model"}
 
 
-def test_no_import_cycle_inside_agent_or_controller() -> None:
-    found = {root: cycles(import_graph(root)) for root in ("agent", "controller")}
-    assert found == {"agent": [], "controller": []}
+def test_no_import_cycle_inside_agent_controller_or_aggregator() -> None:
+    found = {root: cycles(import_graph(root)) for root in ("agent", "controller", "aggregator")}
+    assert found == {"agent": [], "controller": [], "aggregator": []}
 
 
-def test_nothing_in_agent_introspects_bound_methods() -> None:
+def test_nothing_in_agent_or_aggregator_introspects_bound_methods() -> None:
     """An interface is a Protocol, never found through ``__self__`` (or ``__func__``)."""
     hits = [
         f"{p.relative_to(ROOT)}:{node.lineno}"
-        for p in (ROOT / "agent").rglob("*.py")
+        for root in ("agent", "aggregator")
+        for p in (ROOT / root).rglob("*.py")
         for node in ast.walk(ast.parse(p.read_text()))
         if (isinstance(node, ast.Attribute) and node.attr in ("__self__", "__func__"))
         or (isinstance(node, ast.Constant) and node.value in ("__self__", "__func__"))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what ioin-fleet needs on a fresh Debian machine, skipping what is already there:
-# Debian packages (mosquitto, QEMU, SeaBIOS, binutils for the sample guests) and the .venv.
+# Debian packages (mosquitto, QEMU, SeaBIOS, binutils for the sample guests, PostgreSQL for the
+# aggregator) and the .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,8 @@ command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
 [ -f /usr/share/seabios/bios.bin ] || need+=(seabios)
 command -v as >/dev/null 2>&1 || need+=(binutils)
 command -v cc >/dev/null 2>&1 || need+=(gcc)
+# PostgreSQL for the aggregator's shared store (tests start their own server as `postgres`)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "bootstrap: missing Debian packages: ${need[*]} (run as root, or apt-get install them)" >&2

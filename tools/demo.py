@@ -1,4 +1,5 @@
-"""``make demo``: a broker, three agents as three hosts, two hooks pushed, live events, a summary.
+"""``make demo``: a broker, three agents as three hosts, an aggregator beside them, two hooks
+pushed, live events, a summary, then the aggregator's view: ``ioinctl top --once`` and a query.
 
 The agents and ``ioinctl`` use mutual TLS with certificates made by ``ioinctl pki``; the hooks
 are pushed as an operator, and a ``break`` hook is shown being refused for that role.
@@ -20,11 +21,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.aggregator.procs import AggProc, start_aggregator  # noqa: E402
 from tests.harness import AgentProc, start_agent, start_broker  # noqa: E402
 
 IOINCTL = [str(Path(sys.executable).parent / "ioinctl")]
 WATCH_SECONDS = 15
 AGENTS = ("demo-a", "demo-b", "demo-c")
+ALERTS = ROOT / "deploy/alerts.toml"
 
 
 def kvm_guest() -> Path | None:
@@ -60,8 +63,11 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="ioin-demo-"))
     agents: list[AgentProc] = []
     broker = start_broker(work / "mosquitto")
+    agg: AggProc | None = None
     try:
         say(f"mosquitto on {broker.address}")
+        agg = start_aggregator(broker, work / "ioinagg", extra=["--alerts", str(ALERTS)])
+        print(f"ioinagg: gRPC {agg.address}, metrics 127.0.0.1:{agg.metrics_port}, SQLite store")
         pki = work / "pki"
         tls_flags = make_pki(pki)
         guest = kvm_guest()
@@ -88,11 +94,18 @@ def main() -> int:
         ioinctl("watch", "--broker", broker.address, "--seconds", str(WATCH_SECONDS))
         say("agent status")
         ioinctl("status", "--hosts", hosts, *tls_flags)
+        at = ["--aggregator", agg.address, "--insecure"]
+        say("the aggregator's view of the fleet: the hottest (host, vm, port) right now")
+        ioinctl("top", "--once", "--window", "10", *at)
+        say("exact counts of the last hour, by port and host")
+        ioinctl("query", "--since", "1h", "--by", "port,host", *at)
         return 0
     finally:
         say("stopping everything the demo started")
         for agent in agents:
             agent.stop()
+        if agg is not None:
+            agg.stop()
         broker.stop()
         shutil.rmtree(work, ignore_errors=True)
 
