@@ -10,8 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # The wire code, the hook language (with the error it raises), value objects, the event form and
-# its human line, the batch form (how events travel on the bus), the topic scheme and the
-# certificate identity scheme.
+# its human line, the batch form (how events travel on the bus), the topic scheme, the
+# certificate identity scheme and the role interceptor (which the aggregator installs too).
 CONTRACT = {
     "agent.wire",
     "agent.hooks.lang",
@@ -23,6 +23,7 @@ CONTRACT = {
     "agent.eventline",
     "agent.topics",
     "agent.identity",
+    "agent.rpc.roles",
 }
 
 
