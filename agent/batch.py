@@ -50,9 +50,11 @@ OUT, POST = Direction.OUT, Stage.POST
 
 
 def is_plain(ev: Event, reg_names: tuple[str, ...] = ()) -> bool:
-    """True if ``ev`` fits the columnar form: no string-I/O data, no break id, and registers
-    (if any) named exactly ``reg_names``."""
-    return not (ev.data or ev.break_id) and (not ev.regs or tuple(ev.regs) == reg_names)
+    """True if ``ev`` fits the columnar form: no string-I/O data, no break id, no script
+    output, and registers (if any) named exactly ``reg_names``."""
+    return not (ev.data or ev.break_id or ev.output) and (
+        not ev.regs or tuple(ev.regs) == reg_names
+    )
 
 
 def _columnar(evs: list[Event]) -> tuple[list[Event], list[Event], tuple[str, ...]]:
@@ -61,7 +63,7 @@ def _columnar(evs: list[Event]) -> tuple[list[Event], list[Event], tuple[str, ..
     checked: set[int] = set()  # register dicts (alive in evs, so ids are unique) with those names
     plain, rich = [], []
     for e in evs:
-        if e.data or e.break_id:
+        if e.data or e.break_id or e.output:
             rich.append(e)
             continue
         regs = e.regs
@@ -192,7 +194,7 @@ def pack_batch(host: str, epoch: str, evs: list[Event] | Block) -> events_pb2.Ev
     plain: list[Event] = evs
     rich: list[Event] = []
     names: tuple[str, ...] = ()
-    if any(e.data or e.regs or e.break_id for e in evs):  # else: the common, cheapest case
+    if any(e.data or e.regs or e.break_id or e.output for e in evs):  # else: the cheapest case
         plain, rich, names = _columnar(evs)
     add = batch.events.add
     for e in rich:

@@ -6,6 +6,7 @@ makes of each record, so the two tools print the same line for the same event::
 
     12:00:01.000042 web-01 #17 in-3f8-785de70e IN  port 0x03f8 size 1 value 0x41 vm 3 (db) vcpu 0
     post count 4 rep string data [0x41, 0x42, 0x43, 0x44] rip 0x1004 set 0x7 skipped break b9
+    output "hits 2\n"
 
 (one line; wrapped here). The stage shows only when it is not ``pre``, the default.
 
@@ -16,6 +17,7 @@ Part of the public contract: imports nothing from the agent.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +48,8 @@ def event_line(ev: Mapping[str, Any]) -> str:
         parts.append("skipped")
     if ev.get("break_id"):
         parts.append(f"break {ev['break_id']}")
+    if ev.get("output"):  # what the hook's script printed, quoted: the line stays one line
+        parts.append(f"output {json.dumps(ev['output'])}")
     return " ".join(parts)
 
 

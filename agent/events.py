@@ -39,6 +39,7 @@ JSON_KEYS = (
     "value_set",
     "skipped",
     "break_id",
+    "output",
 )
 
 
@@ -67,6 +68,7 @@ class Event:
     skipped: bool = False
     break_id: str = ""
     seq: int = 0
+    output: str = ""  # what the hook's script printed (printf / print) at this hit
 
 
 def to_json(ev: Event, host: str, epoch: str) -> dict[str, Any]:
@@ -95,6 +97,7 @@ def to_json(ev: Event, host: str, epoch: str) -> dict[str, Any]:
         "value_set": ev.value_set,
         "skipped": ev.skipped,
         "break_id": ev.break_id or None,
+        "output": ev.output or None,
     }
 
 
@@ -125,6 +128,8 @@ def to_proto(ev: Event, out: events_pb2.Event) -> None:
         out.value_set = ev.value_set
     out.skipped = ev.skipped
     out.break_id = ev.break_id
+    if ev.output:
+        out.output = ev.output
 
 
 def from_proto(msg: events_pb2.Event) -> Event:
@@ -151,6 +156,7 @@ def from_proto(msg: events_pb2.Event) -> Event:
         skipped=msg.skipped,
         break_id=msg.break_id,
         seq=msg.seq,
+        output=msg.output,
     )
 
 
@@ -178,4 +184,5 @@ def from_json(obj: Mapping[str, Any]) -> Event:
         skipped=bool(obj["skipped"]),
         break_id=str(obj["break_id"] or ""),
         seq=int(obj["seq"]),
+        output=str(obj.get("output") or ""),  # absent from agents older than scripts
     )

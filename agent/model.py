@@ -70,3 +70,5 @@ class Capability(StrEnum):
     BREAK = "break"  # pause the vCPU until resumed (`break`)
     REGS = "regs"  # events carry rip and registers
     VMS = "vms"  # runs its own VMs (StartVm / StopVm / ListVms)
+    SCRIPT = "script"  # runs condition { } and script { } blocks (HyperDbg's script language)
+    MEMORY = "memory"  # scripts read and write guest memory (poi, db, eb, memcpy, ...)

@@ -36,6 +36,7 @@ class NoticeKind(StrEnum):
     BACKEND_ERROR = "backend-error"  # a backend could not do its work (kvm, kvm-trace)
     SUPPRESSED = "suppressed"  # events held back by a hook's rate limit (pipeline)
     DROPS = "drops"  # events dropped at a bounded stage (agent)
+    SCRIPT_ABORT = "script-abort"  # a hook's script runs aborted (budget, division by zero)
     AUDIT = "audit"  # a mutating gRPC call, allowed or refused (agent.audit)
 
 

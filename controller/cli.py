@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import typer
 
-from controller import cmd_agg, cmd_fleet, cmd_hooks, cmd_pki, cmd_watch
+from controller import cmd_agg, cmd_fleet, cmd_hooks, cmd_pki, cmd_script, cmd_watch
 from controller.errors import ControllerError
 from controller.render import warn
 
@@ -28,6 +28,7 @@ app = typer.Typer(
 )
 app.command("push")(cmd_hooks.push)
 app.command("explain")(cmd_hooks.explain)
+app.command("eval")(cmd_script.eval_script)
 app.add_typer(cmd_hooks.hooks_app, name="hooks")
 app.command("status")(cmd_fleet.status)
 app.command("resume")(cmd_fleet.resume)

@@ -35,6 +35,7 @@ _TYPES: Mapping[str, tuple[type, ...]] = {
     **dict.fromkeys(("string", "rep", "skipped"), (bool,)),
     **dict.fromkeys(("rip", "value_set"), (int, type(None))),
     "break_id": (str, type(None)),
+    "output": (str, type(None)),  # what the hook's script printed
     "data": (list,),
     "regs": (dict,),
 }

@@ -7,6 +7,7 @@ One root; every subclass carries fields, not only text, and an ``exit_code`` tha
     ├── UsageError(message)                      a flag or combination of flags is wrong
     ├── InventoryError(path, key, problem)       the inventory (file or --hosts) is wrong
     ├── InvalidHook(message, token, exit_code)   the hook language refused a command
+    ├── InvalidScript(message, token)            ``ioinctl eval``: refused or aborted script (2)
     ├── AgentUnreachable(host, address, reason)  no answer from an agent (refused, TLS, deadline)
     ├── RemoteError(host, code, details)         the agent answered with a gRPC error status
     ├── BrokerError(address, reason)             the MQTT broker refused us or went away
@@ -23,6 +24,7 @@ __all__ = [
     "BrokerError",
     "ControllerError",
     "InvalidHook",
+    "InvalidScript",
     "InventoryError",
     "PkiError",
     "RemoteError",
@@ -59,6 +61,18 @@ class InvalidHook(ControllerError):
         self.token = token
         self.exit_code = exit_code
         super().__init__(f"invalid hook: {message}")
+
+
+class InvalidScript(ControllerError):
+    """``ioinctl eval`` refused the script (syntax, name, arity, capability) or its run
+    aborted; ``token`` names the offending token where there is one. Exit 2."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, token: str = "") -> None:
+        self.message = message
+        self.token = token
+        super().__init__(message)
 
 
 class AgentUnreachable(ControllerError):

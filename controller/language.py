@@ -47,5 +47,17 @@ def canonical(spec: HookSpec) -> str:
 
 
 def explain(command: str) -> dict[str, Any]:
-    """``ioinctl explain``: the parsed hook as JSON; a refusal exits 2."""
-    return spec_json(parse_command(command, exit_code=2))
+    """``ioinctl explain``: the parsed hook as JSON, with the canonical form of its condition and
+    script blocks under ``parsed``; a refusal exits 2."""
+    from agent.script import canonical as script_canonical
+    from agent.script import compile_condition, compile_script
+
+    spec = parse_command(command, exit_code=2)
+    doc = spec_json(spec)
+    parsed: dict[str, str] = {}
+    if spec.condition:
+        parsed["condition"] = script_canonical(compile_condition(spec.condition).tree)
+    if spec.script:
+        parsed["script"] = script_canonical(compile_script(spec.script).tree)
+    doc["parsed"] = parsed
+    return doc

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONTRACT = {
     "agent.wire",
     "agent.hooks.lang",
+    "agent.script",  # the script language: ioinctl eval / explain compile exactly as agents do
     "agent.hooks",
     "agent.errors",
     "agent.model",

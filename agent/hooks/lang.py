@@ -17,7 +17,9 @@ Tokens are separated by whitespace; ``//`` line comments and ``/* */`` comments 
 outside blocks and kept as text inside them (so braces in them still nest). A bare word made only
 of hex digits (``cafe``) is a number; a second bare word is an unknown parameter.
 Blocks keep their text trimmed and without the outer braces (escapes resolved); ``output`` splits
-it on commas. pid, core, buffer, set, rate and burst are unsigned 32-bit values.
+it on commas. ``condition`` and ``script`` blocks are compiled here (:mod:`agent.script`), so a
+syntax, name or arity error in them refuses the hook, naming the token, line and column.
+pid, core, buffer, set, rate and burst are unsigned 32-bit values.
 
 Differences from HyperDbg: ports are range-checked; every error names the offending token (and
 ``HookSyntaxError.token`` holds it). HyperDbg's default action, when an event has neither script
@@ -40,6 +42,7 @@ from dataclasses import dataclass
 from agent.errors import HookSyntaxError
 from agent.hooks.validate import BURST_NEEDS_RATE, check_combinations
 from agent.model import MAX_PORT, check_id
+from agent.script import ScriptError, compile_condition, compile_script
 from agent.wire import hooks_pb2
 
 __all__ = ["canonical", "parse", "spec_to_json"]
@@ -234,12 +237,25 @@ def _block_option(spec: hooks_pb2.HookSpec, keyword: str, value: _Token) -> None
         message = f"err, please specify a {{ ... }} block for '{keyword}', not {_show(value.text)}"
         raise HookSyntaxError(message, value.text)
     if keyword != "output":
+        _check_block(keyword, value.block)
         setattr(spec, keyword, value.block)
         return
     names = [name.strip() for name in value.block.split(",")]
     if not all(names):
         raise HookSyntaxError(f"err, empty name in output {_show(value.text)}", value.text)
     spec.output.extend(names)
+
+
+def _check_block(keyword: str, text: str) -> None:
+    """Compile a condition or script block now, so its errors come at SetHook, not at a hit.
+    (``code`` blocks are HyperDbg's assembly, which no backend runs: they stay text.)"""
+    compilers = {"condition": compile_condition, "script": compile_script}
+    if keyword not in compilers or not text:
+        return
+    try:
+        compilers[keyword](text)
+    except ScriptError as e:
+        raise HookSyntaxError(f"{keyword} {{ }}: {e.message}", e.token) from None
 
 
 def _check_combinations(spec: hooks_pb2.HookSpec, seen: set[str]) -> None:

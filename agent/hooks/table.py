@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from agent.errors import HookNotFound
 from agent.model import Direction, Stage, check_id
+from agent.script.hook import HookScript
 from agent.wire import hooks_pb2
 
 __all__ = ["HookRule", "HookTable", "rule_from_spec"]
@@ -39,6 +40,8 @@ class HookRule:
     burst: int
     spec: hooks_pb2.HookSpec = field(compare=False, repr=False)
     order: int = 0  # insertion order; newer rules match first
+    # condition { } / script { } compiled once, with the hook's globals (None without blocks)
+    script: HookScript | None = field(default=None, compare=False, repr=False)
 
     def wants(self, pid: int, core: int) -> bool:
         return (self.pid is None or self.pid == pid) and (self.core is None or self.core == core)
@@ -63,6 +66,9 @@ def rule_from_spec(spec: hooks_pb2.HookSpec, order: int = 0) -> HookRule:
         burst=spec.burst,
         spec=spec,
         order=order,
+        script=HookScript(spec.id, spec.condition, spec.script)
+        if spec.condition or spec.script
+        else None,
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from agent.errors import HookSyntaxError
 from agent.model import MAX_PORT, Capability, check_id
+from agent.script.hook import script_needs
 from agent.wire import hooks_pb2
 
 __all__ = [
@@ -57,6 +58,7 @@ def check_spec(spec: hooks_pb2.HookSpec) -> hooks_pb2.HookSpec:
         raise HookSyntaxError(message + "choose 'pre', 'post' or 'all'", "stage")
     if any(not name.strip() for name in spec.output):
         raise HookSyntaxError("err, empty name in output", "output")
+    script_needs(spec.condition, spec.script)  # compiles the blocks: ScriptError if wrong
     out = hooks_pb2.HookSpec()
     out.CopyFrom(spec)
     out.stage = out.stage or _PRE
@@ -77,4 +79,5 @@ def required_capabilities(spec: hooks_pb2.HookSpec) -> list[tuple[Capability, st
         (spec.short_circuit, Capability.SKIP, "sc"),
         (spec.break_, Capability.BREAK, "break"),
     ]
-    return needs + [(cap, name) for wanted, cap, name in checks if wanted]
+    needs += [(cap, name) for wanted, cap, name in checks if wanted]
+    return needs + script_needs(spec.condition, spec.script)  # the token needing each one

@@ -3,7 +3,8 @@
 =========== ==========================================================================
 viewer      ListHooks, GetStatus, ListVms, health Check / Watch
 operator    SetHook, RemoveHook, EnableHook, DisableHook of hooks that only observe
-admin       the same for hooks that change the guest (:data:`GUEST_EFFECTS`), Resume,
+admin       the same for hooks that change the guest (:data:`GUEST_EFFECTS`, and scripts
+            needing :data:`SCRIPT_EFFECTS`), Resume,
             StartVm, StopVm; and any method this table does not name
 =========== ==========================================================================
 
@@ -23,7 +24,9 @@ from agent.errors import HookError
 from agent.hooks.lang import canonical
 from agent.hooks.service import resolve
 from agent.identity import Role
+from agent.model import Capability
 from agent.rpc.roles import Need, Policy, table_policy
+from agent.script.hook import script_needs
 from agent.wire import agent_pb2, hooks_pb2
 
 __all__ = ["GUEST_EFFECTS", "agent_policy", "guest_effects"]
@@ -31,15 +34,18 @@ __all__ = ["GUEST_EFFECTS", "agent_policy", "guest_effects"]
 AGENT = "/ioin.v1.Agent/"
 HEALTH = "/grpc.health.v1.Health/"
 
-# What makes a hook change the guest, each with the name a refusal gives it. Extend here: the
-# script language adds its compiled program's needs (register or memory writes, pause()).
+# What makes a hook change the guest, each with the name a refusal gives it; a new option that
+# changes the guest is one more line here.
 GUEST_EFFECTS: tuple[tuple[str, Callable[[hooks_pb2.HookSpec], bool]], ...] = (
     ("break", lambda s: s.break_),
     ("set", lambda s: s.HasField("set_value")),
     ("sc on", lambda s: s.short_circuit),
-    # Until scripts are analysed, any script or code block may write registers or memory.
-    ("script", lambda s: bool(s.script.strip())),
-    ("code", lambda s: bool(s.code.strip())),
+    ("code", lambda s: bool(s.code.strip())),  # HyperDbg's raw code block: anything goes
+)
+# What a condition or script needs (the script compiler's analysis) that changes or reaches
+# into the guest: writing registers, event_sc(), pause(), reading or writing guest memory.
+SCRIPT_EFFECTS = frozenset(
+    {Capability.MODIFY, Capability.SKIP, Capability.BREAK, Capability.MEMORY}
 )
 
 _READS = {f"{AGENT}{m}": Role.VIEWER for m in ("ListHooks", "GetStatus", "ListVms")} | {
@@ -52,7 +58,17 @@ _ON_HOOK = {f"{AGENT}{m}" for m in ("RemoveHook", "EnableHook", "DisableHook")}
 
 def guest_effects(spec: hooks_pb2.HookSpec) -> list[str]:
     """The names of what ``spec`` does to the guest beyond observing (empty: it only observes)."""
-    return [name for name, does in GUEST_EFFECTS if does(spec)]
+    return [name for name, does in GUEST_EFFECTS if does(spec)] + _script_effects(spec)
+
+
+def _script_effects(spec: hooks_pb2.HookSpec) -> list[str]:
+    """The script blocks' guest effects, named by the token needing each (``script: pause()``).
+    Blocks that do not compile name none: the hook service refuses them with the reason."""
+    try:
+        needs = script_needs(spec.condition, spec.script)
+    except HookError:
+        return []
+    return [where for cap, where in needs if cap in SCRIPT_EFFECTS]
 
 
 def agent_policy(held: Callable[[str], hooks_pb2.HookSpec | None]) -> Policy:

@@ -66,6 +66,7 @@ class Event(_message.Message):
     VALUE_SET_FIELD_NUMBER: _builtins.int
     SKIPPED_FIELD_NUMBER: _builtins.int
     BREAK_ID_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """per agent boot, gap-free"""
     ts: _builtins.int
@@ -95,6 +96,8 @@ class Event(_message.Message):
     """What the hook did."""
     skipped: _builtins.bool
     break_id: _builtins.str
+    output: _builtins.str
+    """What the hook's script printed at this hit (printf / print), "" without a script."""
     @_builtins.property
     def data(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """every element, for string I/O"""
@@ -125,10 +128,11 @@ class Event(_message.Message):
         value_set: _builtins.int | None = ...,
         skipped: _builtins.bool = ...,
         break_id: _builtins.str = ...,
+        output: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_rip", b"_rip", "_value_set", b"_value_set", "rip", b"rip", "value_set", b"value_set"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_rip", b"_rip", "_value_set", b"_value_set", "break_id", b"break_id", "count", b"count", "cpu", b"cpu", "data", b"data", "dir", b"dir", "hook_id", b"hook_id", "port", b"port", "regs", b"regs", "rep", b"rep", "rip", b"rip", "seq", b"seq", "size", b"size", "skipped", b"skipped", "stage", b"stage", "string", b"string", "ts", b"ts", "value", b"value", "value_set", b"value_set", "vcpu", b"vcpu", "vm", b"vm", "vm_name", b"vm_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_rip", b"_rip", "_value_set", b"_value_set", "break_id", b"break_id", "count", b"count", "cpu", b"cpu", "data", b"data", "dir", b"dir", "hook_id", b"hook_id", "output", b"output", "port", b"port", "regs", b"regs", "rep", b"rep", "rip", b"rip", "seq", b"seq", "size", b"size", "skipped", b"skipped", "stage", b"stage", "string", b"string", "ts", b"ts", "value", b"value", "value_set", b"value_set", "vcpu", b"vcpu", "vm", b"vm", "vm_name", b"vm_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__rip: _TypeAlias = _typing.Literal["rip"]  # noqa: Y015
     _WhichOneofArgType__rip: _TypeAlias = _typing.Literal["_rip", b"_rip"]  # noqa: Y015

@@ -48,7 +48,8 @@ def test_a_spec_naming_another_command_disagrees_on_the_field_that_differs() -> 
 
 
 def test_a_refusal_quotes_a_long_value_shortened() -> None:
-    spec = parse("!ioin 3f8 condition { " + "x" * 100_000 + " }")
+    # a long (valid: condition blocks are compiled) condition the command does not have
+    spec = parse("!ioin 3f8 condition { " + "$context == 1 || " * 20 + "1 }")
     with pytest.raises(HookSyntaxError) as info:
         resolve("!ioin 3f8", spec)
     assert info.value.token == "condition"

@@ -79,14 +79,18 @@ VALID: list[tuple[str, dict[str, object]]] = [
     # blocks
     ("!ioin condition { @rdx == 3f8 }", {"condition": "@rdx == 3f8"}),
     ('!ioin script {printf("%x", $context);}', {"script": 'printf("%x", $context);'}),
-    ("!ioin script{x}", {"script": "x"}),
-    ("!ioin script { if (a) { b } else { c } }", {"script": "if (a) { b } else { c }"}),
-    ("!ioin script { a \\{ b }", {"script": "a { b"}),
-    ("!ioin script { a \\} b }", {"script": "a } b"}),
-    ("!ioin script { x // kept }", {"script": "x // kept"}),
+    ("!ioin script{x=1;}", {"script": "x=1;"}),
+    (
+        "!ioin script { if (a) { x = b; } else { x = c; } }",
+        {"script": "if (a) { x = b; } else { x = c; }"},
+    ),
+    # code blocks stay text (condition and script blocks are compiled: tests/agent/script)
+    ("!ioin code { a \\{ b }", {"code": "a { b"}),
+    ("!ioin code { a \\} b }", {"code": "a } b"}),
+    ("!ioin script { x = 1; // kept }", {"script": "x = 1; // kept"}),
     ("!ioin script { /* kept */ }", {"script": "/* kept */"}),
-    ("!ioin script {\n  a;\n  b;\n}", {"script": "a;\n  b;"}),
-    ("!ioin script { a\\b }", {"script": "a\\b"}),
+    ("!ioin script {\n  x = 1;\n  y = 2;\n}", {"script": "x = 1;\n  y = 2;"}),
+    ("!ioin code { a\\b }", {"code": "a\\b"}),
     ("!ioin script { }", {}),
     ("!ioin code {90 90 90}", {"code": "90 90 90"}),
     ("!ioin output {a, b ,c}", {"output": ["a", "b", "c"]}),
@@ -226,8 +230,8 @@ ERRORS: list[tuple[str, str, str]] = [  # command, message, token
     ("!ioin pid 1 pid 2", "duplicate parameter 'pid'", "pid"),
     ("!ioin pid all PID 2", "duplicate parameter 'PID'", "PID"),
     ("!ioin break break", "duplicate parameter 'break'", "break"),
-    ("!ioin script {a} Script {b}", "duplicate parameter 'Script'", "Script"),
-    ("!ioin condition {} condition {x}", "duplicate parameter 'condition'", "condition"),
+    ("!ioin script {x=1;} Script {x=2;}", "duplicate parameter 'Script'", "Script"),
+    ("!ioin condition {} condition {1}", "duplicate parameter 'condition'", "condition"),
     # blocks
     ("!ioin script x", "err, please specify a { ... } block for 'script', not 'x'", "x"),
     ("!ioin output a,b", "err, please specify a { ... } block for 'output', not 'a,b'", "a,b"),
@@ -240,7 +244,7 @@ ERRORS: list[tuple[str, str, str]] = [  # command, message, token
     ("!ioin script { x \\}", "unbalanced braces: '{' without a matching '}'", "{"),
     ("!ioin }", "unbalanced braces: '}' without a matching '{'", "}"),
     ("!ioin script { x // } }", "unbalanced braces: '}' without a matching '{'", "}"),
-    ("!ioin script {a}zz", "unknown parameter 'zz'", "zz"),
+    ("!ioin script {x=1;}zz", "unknown parameter 'zz'", "zz"),
     ("!ioin script {x}}", "unbalanced braces: '}' without a matching '{'", "}"),
     ("!ioin 3f8}", "unbalanced braces: '}' without a matching '{'", "}"),
     ("!ioin /* x", "unterminated comment: '/*' without '*/'", "/*"),
@@ -285,18 +289,18 @@ CANONICAL = [
     ("!IOIN 0x3F8 CORE 0n1 STAGE POST", "!ioin 3f8 core 1 stage post"),
     ("!ioin stage pre imm yes sc off pid all", "!ioin"),
     (
-        "!ioin output {b, a} code {90} script {s} condition {c} rate 0n16 set 0n10 break "
+        "!ioin output {b, a} code {90} script {s=1;} condition {c} rate 0n16 set 0n10 break "
         "buffer 0n32 imm no sc on stage pre core 2 pid 1 0n1016",
         "!ioin 3f8 pid 1 core 2 sc on imm no buffer 20 break set a rate 10 "
-        "condition { c } script { s } code { 90 } output { b, a }",
+        "condition { c } script { s=1; } code { 90 } output { b, a }",
     ),
     ("!ioin rate 0n10 burst 0n10", "!ioin rate a"),
     ("!ioin rate 0n10 burst 0n20", "!ioin rate a burst 14"),
-    ("!ioin script { if (a) { b } }", "!ioin script { if (a) { b } }"),
-    ("!ioin script { \\} \\{ }", "!ioin script { \\} \\{ }"),
-    ("!ioin script { \\{ \\} }", "!ioin script { { } }"),
-    ("!ioin script { a\\\\{ }", "!ioin script { a\\\\{ }"),
-    ("!ioin script { x\\ }", "!ioin script { x\\ }"),
+    ("!ioin script { if (a) { x = b; } }", "!ioin script { if (a) { x = b; } }"),
+    ("!ioin code { \\} \\{ }", "!ioin code { \\} \\{ }"),
+    ("!ioin code { \\{ \\} }", "!ioin code { { } }"),
+    ("!ioin code { a\\\\{ }", "!ioin code { a\\\\{ }"),
+    ("!ioin code { x\\ }", "!ioin code { x\\ }"),
 ]
 
 
@@ -314,7 +318,7 @@ SAME_HOOK = [
     ("!ioin 3f8", "ioin 0n1016 stage pre imm yes"),
     ("!iout 60 pid all", "!ioout x60"),
     ("!ioin rate 0n10", "!ioin rate a burst a"),
-    ("!ioin script {a}", "!ioin script {   a   } // comment"),
+    ("!ioin script {x=1;}", "!ioin script {   x=1;   } // comment"),
     ("!ioin core 1 pid 2", "!ioin pid 2 core 1"),
 ]
 

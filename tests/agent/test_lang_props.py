@@ -116,6 +116,11 @@ CHOSEN = st.sets(
     st.sampled_from([*NUMBERED, "pid all", "imm", "sc", "break", "stage", "rate", "burst"])
 )
 BLOCKS = st.sets(st.sampled_from(["condition", "script", "code", "output"]))
+# condition and script blocks are compiled (agent.script): drawn from valid ones; code stays text
+SCRIPTS = st.sampled_from(
+    ["x = 1;", "if (@al == 41) { @al = 42; }", ".n++;", 'printf("%x", $core);']
+)
+CONDITIONS = st.sampled_from(["1", "$context == 3f8", "@al != 0 && $core < 2"])
 
 
 def number(draw: st.DrawFn, values: st.SearchStrategy[int]) -> str:
@@ -134,7 +139,8 @@ def option(draw: st.DrawFn, name: str, stage: str) -> str:
 
 
 def block(draw: st.DrawFn, name: str) -> str:
-    body = ", ".join(draw(NAMES)) if name == "output" else draw(BODY)
+    bodies = {"script": SCRIPTS, "condition": CONDITIONS, "code": BODY}
+    body = ", ".join(draw(NAMES)) if name == "output" else draw(bodies[name])
     return f"{draw(CASES)(name)} {{ {body} }}"
 
 

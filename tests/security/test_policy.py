@@ -14,7 +14,18 @@ def test_guest_effects_name_what_changes_the_guest() -> None:
     assert guest_effects(parse("!ioin 0x3f8 pid 2 core 1 stage post rate 10")) == []
     assert guest_effects(parse("!ioin 0x70 break")) == ["break"]
     assert guest_effects(parse("!ioout 0x80 set 1 sc on")) == ["set", "sc on"]
-    assert guest_effects(parse("!ioin 0x60 script { @rax = 1 }")) == ["script"]
+    script = "!ioin 0x60 script { @rax = 1; pause(); }"
+    assert guest_effects(parse(script)) == [
+        "script: writing @rax at line 1, column 1",
+        "script: pause() at line 1, column 11",
+    ]
+    assert guest_effects(parse('!ioin 0x60 script { x = poi(@rsi); printf("%x", x); }')) == [
+        "script: poi() at line 1, column 5"  # reading guest memory reaches into the guest too
+    ]
+    assert (
+        guest_effects(parse('!ioin 0x60 condition { @rax == 1 } script { printf("%x", @rax); }'))
+        == []
+    )
 
 
 def test_a_method_missing_from_a_table_needs_admin_and_is_audited() -> None:

@@ -101,7 +101,19 @@ CLASSES: list[tuple[str, Call, Role, str]] = [
     ("DisableHook observe", on_hook("DisableHook", "obs"), Role.OPERATOR, "DisableHook"),
     ("EnableHook observe", on_hook("EnableHook", "obs"), Role.OPERATOR, "EnableHook"),
     ("RemoveHook unknown", on_hook("RemoveHook", "nope"), Role.OPERATOR, "RemoveHook"),
+    (
+        "SetHook print",
+        set_hook('!ioin 0x64 script { printf("%x", @rax); }'),
+        Role.OPERATOR,
+        "SetHook",
+    ),
     ("SetHook break", set_hook("!ioin 0x70 break", "brk"), Role.ADMIN, "SetHook with break"),
+    (
+        "SetHook pause",
+        set_hook("!ioin 0x61 script { pause(); }"),
+        Role.ADMIN,
+        "SetHook with script: pause() at line 1, column 1",
+    ),
     ("SetHook set", set_hook("!ioin 0x71 stage post set 5"), Role.ADMIN, "SetHook with set"),
     ("SetHook sc on", set_hook("!ioin 0x60 sc on"), Role.ADMIN, "SetHook with sc on"),
     (

@@ -17,11 +17,14 @@ import ctypes
 from agent.backends.kvm import _sys as S
 from agent.hooks.table import HookRule
 from agent.model import Stage
+from agent.script import nodes
+from agent.script.bytecode import MAX_STACK, Bytecode, Op, compile_bytecode
 
 __all__ = [
     "CONSTANTS",
     "INSN_SLOTS",
     "NREGS",
+    "P_COND",
     "P_HOOKED",
     "P_OBSERVE",
     "P_OPEN",
@@ -38,14 +41,16 @@ __all__ = [
 
 NREGS = len(S.REG_NAMES)
 INSN_SLOTS = 64
-P_SLOW, P_OPEN, P_OBSERVE, P_HOOKED = 0, 1, 2, 3  # a port's plan byte
+P_SLOW, P_OPEN, P_OBSERVE, P_HOOKED, P_COND = 0, 1, 2, 3, 4  # a port's plan byte
 R_SLOW, R_FLUSH, R_TICK, R_ERRNO = 0, 1, 2, 3  # why ioin_run came back
 CONSTANTS: dict[str, int] = {
     "P_SLOW": P_SLOW, "P_OPEN": P_OPEN, "P_OBSERVE": P_OBSERVE, "P_HOOKED": P_HOOKED,
+    "P_COND": P_COND, "COND_STACK": MAX_STACK,
     "R_SLOW": R_SLOW, "R_FLUSH": R_FLUSH, "R_TICK": R_TICK, "R_ERRNO": R_ERRNO,
     "NREGS": NREGS, "INSN_SLOTS": INSN_SLOTS,
     "KVM_EXIT_IO": S.EXIT_IO, "KVM_EXIT_IO_IN": S.EXIT_IO_IN,
 }  # fmt: skip
+CONSTANTS |= {f"C_{op.name}": int(op) for op in Op}  # the condition bytecode's opcodes
 """Every constant fastpath.c exports through ``ioin_constants``, as Python spells it."""
 
 
@@ -86,6 +91,7 @@ class Fast(ctypes.Structure):
         ("tick_mask", ctypes.c_uint64),
         ("quiet_exits", ctypes.c_uint64),
         ("sync_bits", ctypes.c_uint64),
+        ("conds", ctypes.c_void_p),
         ("exits", ctypes.c_uint64),
         ("last_hooked", ctypes.c_uint64),
         ("first_ts", ctypes.c_uint64),
@@ -128,11 +134,38 @@ def check(lib: ctypes.CDLL, name: str) -> None:
 class Plan:
     """What an exit on one (direction, port) of one vCPU needs, for one table version."""
 
-    __slots__ = ("post", "pre", "rules", "simple")
+    __slots__ = ("cond", "post", "pre", "rules", "simple")
 
     def __init__(self, rules: list[HookRule]) -> None:
         self.rules = rules  # matching rules, newest first
         self.pre = tuple(r for r in rules if r.stage & Stage.PRE)
         self.post = tuple(r for r in rules if r.stage & Stage.POST)
         # observe-only: no rule skips, sets a value or breaks, so events are all there is to do
-        self.simple = not any(r.short_circuit or r.break_ or r.set_value is not None for r in rules)
+        self.simple = not any(
+            r.short_circuit or r.break_ or r.set_value is not None or r.script is not None
+            for r in rules
+        )  # a condition or script runs on the Python hook path
+        self.cond = _cond(rules)
+
+
+def _cond(rules: list[HookRule]) -> Bytecode | None:
+    """The C loop's program for a port whose rules all observe at the pre stage under simple
+    conditions (their OR: the C loop records a hit any of them wants; Python then applies each
+    rule's own condition to the ring); None when the C loop cannot decide for them."""
+    trees: list[nodes.Expr] = []
+    for r in rules:
+        hs = r.script
+        if r.stage is not Stage.PRE or r.short_circuit or r.break_ or r.set_value is not None:
+            return None
+        if hs is None or not hs.columnar or hs.condition is None:
+            return None
+        tree = hs.condition.tree
+        if isinstance(tree, nodes.Block):
+            return None
+        trees.append(tree)
+    if not trees:
+        return None
+    combined = trees[0]
+    for tree in trees[1:]:
+        combined = nodes.Binary("||", combined, tree)
+    return compile_bytecode(combined)

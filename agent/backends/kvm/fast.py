@@ -29,6 +29,7 @@ from agent.backends.kvm import abi
 from agent.backends.kvm.abi import (
     INSN_SLOTS,
     NREGS,
+    P_COND,
     P_HOOKED,
     P_OBSERVE,
     P_OPEN,
@@ -40,6 +41,7 @@ from agent.backends.kvm.abi import (
 from agent.backends.kvm.bus import PortBus
 from agent.backends.kvm.decode import Insn
 from agent.columns import F_OUT, F_POST, F_REGS, F_RIP, Block
+from agent.script.hit import filter_block
 
 __all__ = ["FastLib", "FastPath", "build", "load"]
 
@@ -127,6 +129,8 @@ class FastPath:
         st.fd, st.cap = fd, RING
         st.run = ctypes.addressof(ctypes.c_char.from_buffer(run_map))  # type: ignore[arg-type]
         self.plan = (ctypes.c_uint8 * (2 << 16))()
+        self.conds = (ctypes.c_void_p * (2 << 16))()  # P_COND ports' condition programs
+        self._programs: dict[tuple[int, ...], ctypes.Array[ctypes.c_uint64]] = {}
         self.base = bytes(2 << 16)  # the plan with no hooks (see rebase)
         self.insns = (Insn_ * INSN_SLOTS)()
         self.ts = (ctypes.c_uint64 * RING)()
@@ -135,6 +139,7 @@ class FastPath:
         self.value = (ctypes.c_uint32 * RING)()
         self.key = (ctypes.c_uint32 * RING)()
         st.plan = ctypes.addressof(self.plan)
+        st.conds = ctypes.addressof(self.conds)
         st.ob_reads = _address(bus.open_bus_reads)
         st.ob_writes = _address(bus.open_bus_writes)
         st.insns = ctypes.addressof(self.insns)
@@ -165,24 +170,39 @@ class FastPath:
         the hooked ports computed now, ``lazy`` the directions (1: IN, 0: OUT) where every port
         is hooked (``!ioin all``) and each port's plan is worked out on its first exit."""
         plan = bytearray(self.base)
+        self._programs.clear()  # this thread runs the C loop: no program is in use meanwhile
         for is_in in lazy:
             half = is_in << 16
             plan[half : half + (1 << 16)] = bytes([P_HOOKED]) * (1 << 16)
         for key, p in plans.items():
-            plan[key] = self.classify(key & 0xFFFF, p)
+            plan[key] = self.classify(key, p)
         ctypes.memmove(self.plan, bytes(plan), len(plan))
 
-    def classify(self, port: int, plan: Plan) -> int:
-        """The P_* of one (direction, port) given its rules."""
+    def classify(self, key: int, plan: Plan) -> int:
+        """The P_* of one (direction, port) given its rules (a P_COND port's program is
+        installed here, before its plan byte says so)."""
+        port = key & 0xFFFF
         if not plan.rules:
             return self.base[port]
-        if plan.simple and self.bus.slots[port] is None:
+        if self.bus.slots[port] is not None:
+            return P_HOOKED
+        if plan.simple:
             return P_OBSERVE
+        if plan.cond is not None:
+            self.conds[key] = ctypes.addressof(self._program(plan.cond.code))
+            return P_COND
         return P_HOOKED
+
+    def _program(self, code: tuple[int, ...]) -> ctypes.Array[ctypes.c_uint64]:
+        """A condition program in C memory, kept for the life of this vCPU (one per text)."""
+        program = self._programs.get(code)
+        if program is None:
+            program = self._programs[code] = (ctypes.c_uint64 * len(code))(*code)
+        return program
 
     def resolve(self, key: int, plan: Plan) -> None:
         """A lazily planned port's exit was handled: decide its plan byte for next time."""
-        self.plan[key] = self.classify(key & 0xFFFF, plan)
+        self.plan[key] = self.classify(key, plan)
 
     def planned(self, key: int) -> int:
         return int(self.plan[key])
@@ -249,7 +269,9 @@ class FastPath:
                         rule.id, ts_, ports, values, vms, names, vcpus, cpus, counts,
                         [stage_flags] * m, [], rips, regs_, S.REG_NAMES,
                     )  # fmt: skip
-                    out.append(block)
+                    kept = block if rule.script is None else filter_block(rule.script, block)
+                    if kept is not None:  # P_COND: the C loop kept what any rule wanted
+                        out.append(kept)
         return out
 
 

@@ -13,6 +13,11 @@
  *   The cache entry keeps the instruction's bytes and where they live in host memory; they are
  *   compared on every use, so code the guest rewrites is decoded again (by Python).
  *
+ * - P_COND: the same, when every hook on the port has a condition simple enough for
+ *   ioin_cond_eval() (agent/script/bytecode.py compiles them, OR-ed): a false condition answers
+ *   the access as open bus and records nothing, so such a hit never reaches Python; a true one is
+ *   recorded as P_OBSERVE records (Python then applies each hook's own condition to the ring).
+ *
  * Everything else returns R_SLOW with the exit still pending in kvm_run, and Python handles it
  * as its own loop would: devices, hooks that act (set, skip, break), string I/O, MMIO, HLT...
  * R_FLUSH asks Python to drain the ring (full, or its oldest access is flush_ns old), R_TICK
@@ -34,7 +39,13 @@
 #define NREGS 18
 #define INSN_SLOTS 64 /* a power of two; see ioin_insn_slot() */
 
-enum { P_SLOW = 0, P_OPEN = 1, P_OBSERVE = 2, P_HOOKED = 3 };
+enum { P_SLOW = 0, P_OPEN = 1, P_OBSERVE = 2, P_HOOKED = 3, P_COND = 4 };
+/* Script conditions (agent/script/bytecode.py, Op): a stack program over the port and the 18
+ * registers of struct kvm_regs; Python validated it (stack depth <= COND_STACK, jumps inside). */
+#define COND_STACK 16
+enum { C_END, C_CONST, C_PORT, C_REG, C_ADD, C_SUB, C_MUL, C_DIV, C_MOD, C_SHL, C_SHR, C_AND,
+       C_OR, C_XOR, C_EQ, C_NE, C_LT, C_GT, C_LE, C_GE, C_NEG, C_INV, C_NOT, C_JZ, C_JNZ,
+       C_BOOL };
 enum { R_SLOW = 0, R_FLUSH = 1, R_TICK = 2, R_ERRNO = 3 };
 
 struct ioin_insn {
@@ -60,6 +71,7 @@ struct ioin_fast {
     uint64_t tick_mask;         /* R_TICK when (exits & tick_mask) == 0 */
     uint64_t quiet_exits;       /* registers unsynced after this many exits without a hook */
     uint64_t sync_bits;         /* KVM_SYNC_X86_REGS | _SREGS where supported, else 0 */
+    const uint64_t *const *conds; /* [in << 16 | port] -> condition program (P_COND ports) */
     /* maintained here, read by Python */
     uint64_t exits;
     uint64_t last_hooked; /* exits at the last exit on a hooked port */
@@ -86,6 +98,13 @@ struct ioin_const {
 #define ABI_CONST(x) {#x, (int64_t)(x)}
 static const struct ioin_const CONSTANTS[] = {
     ABI_CONST(P_SLOW),     ABI_CONST(P_OPEN),  ABI_CONST(P_OBSERVE), ABI_CONST(P_HOOKED),
+    ABI_CONST(P_COND),     ABI_CONST(COND_STACK),
+    ABI_CONST(C_END), ABI_CONST(C_CONST), ABI_CONST(C_PORT), ABI_CONST(C_REG), ABI_CONST(C_ADD),
+    ABI_CONST(C_SUB), ABI_CONST(C_MUL), ABI_CONST(C_DIV), ABI_CONST(C_MOD), ABI_CONST(C_SHL),
+    ABI_CONST(C_SHR), ABI_CONST(C_AND), ABI_CONST(C_OR), ABI_CONST(C_XOR), ABI_CONST(C_EQ),
+    ABI_CONST(C_NE), ABI_CONST(C_LT), ABI_CONST(C_GT), ABI_CONST(C_LE), ABI_CONST(C_GE),
+    ABI_CONST(C_NEG), ABI_CONST(C_INV), ABI_CONST(C_NOT), ABI_CONST(C_JZ), ABI_CONST(C_JNZ),
+    ABI_CONST(C_BOOL),
     ABI_CONST(R_SLOW),     ABI_CONST(R_FLUSH), ABI_CONST(R_TICK),    ABI_CONST(R_ERRNO),
     ABI_CONST(NREGS),      ABI_CONST(INSN_SLOTS),
     ABI_CONST(KVM_EXIT_IO), ABI_CONST(KVM_EXIT_IO_IN),
@@ -95,6 +114,52 @@ static const struct ioin_const CONSTANTS[] = {
 const struct ioin_const *ioin_constants(void)
 {
     return CONSTANTS;
+}
+
+int ioin_cond_eval(const uint64_t *code, uint32_t port, const uint64_t *regs)
+{
+    uint64_t st[COND_STACK];
+    int sp = 0;
+    for (uint32_t pc = 0;;) {
+        uint64_t op = code[pc++], a, b;
+        switch (op) {
+        case C_END: return st[sp - 1] != 0;
+        case C_CONST: st[sp++] = code[pc++]; continue;
+        case C_PORT: st[sp++] = port; continue;
+        case C_REG: st[sp++] = regs[code[pc++]]; continue;
+        case C_NEG: st[sp - 1] = -st[sp - 1]; continue;
+        case C_INV: st[sp - 1] = ~st[sp - 1]; continue;
+        case C_NOT: st[sp - 1] = st[sp - 1] == 0; continue;
+        case C_BOOL: st[sp - 1] = st[sp - 1] != 0; continue;
+        case C_JZ: case C_JNZ:
+            a = st[--sp];
+            if ((a == 0) == (op == C_JZ)) { st[sp++] = op == C_JNZ; pc = (uint32_t)code[pc]; }
+            else pc++;
+            continue;
+        }
+        b = st[--sp];
+        a = st[sp - 1];
+        switch (op) {
+        case C_ADD: a += b; break;
+        case C_SUB: a -= b; break;
+        case C_MUL: a *= b; break;
+        case C_DIV: if (!b) return 0; a /= b; break;
+        case C_MOD: if (!b) return 0; a %= b; break;
+        case C_SHL: a = b < 64 ? a << b : 0; break;
+        case C_SHR: a = b < 64 ? a >> b : 0; break;
+        case C_AND: a &= b; break;
+        case C_OR: a |= b; break;
+        case C_XOR: a ^= b; break;
+        case C_EQ: a = a == b; break;
+        case C_NE: a = a != b; break;
+        case C_LT: a = (int64_t)a < (int64_t)b; break;
+        case C_GT: a = (int64_t)a > (int64_t)b; break;
+        case C_LE: a = (int64_t)a <= (int64_t)b; break;
+        case C_GE: a = (int64_t)a >= (int64_t)b; break;
+        default: return 0;
+        }
+        st[sp - 1] = a;
+    }
 }
 
 static inline uint64_t now_ns(void)
@@ -148,7 +213,18 @@ int ioin_run(struct ioin_fast *f)
             } else {
                 f->ob_writes[port]++;
             }
-        } else if (plan == P_OBSERVE) {
+        } else if (plan == P_COND && count == 1 && run->kvm_valid_regs == f->sync_bits &&
+                   f->sync_bits != 0 &&
+                   !ioin_cond_eval(f->conds[in << 16 | port], port,
+                                   (const uint64_t *)&run->s.regs.regs)) {
+            f->last_hooked = exits; /* keep the registers coming: the condition reads them */
+            if (in) {
+                f->ob_reads[port]++;
+                memset(data, 0xff, size);
+            } else {
+                f->ob_writes[port]++;
+            }
+        } else if (plan == P_OBSERVE || plan == P_COND) {
             f->last_hooked = exits;
             const struct ioin_insn *insn;
             if (count != 1 || (size != 1 && size != 2 && size != 4) ||

@@ -39,9 +39,11 @@ from agent.backends.kvm.abi import Plan
 from agent.backends.kvm.context import MASK, BreakPoint, Suspended, VcpuContext
 from agent.backends.kvm.decode import Insn
 from agent.backends.kvm.insns import RDX, RIP, Access, Mode, read_linear, write_linear
+from agent.backends.kvm.scripting import ScriptMemory, write_registers
 from agent.events import Event
 from agent.hooks.table import HookRule
 from agent.model import Direction, Stage
+from agent.script.hit import Hit, gate_hit, script_hit
 
 __all__ = ["advance", "io"]
 
@@ -144,43 +146,67 @@ def _act(ctx: VcpuContext, plan: Plan, acc: Access, insn: Insn, off: int) -> Res
     is_in, size, port, count = acc.is_in, acc.size, acc.port, acc.count
     values = [] if is_in else ctx.get_values(size, count, off)
     skip = False
+    changed: dict[str, int] = {}  # registers scripts changed, set when the exit is done
     for rule in plan.pre:
-        skip |= rule.short_circuit
-        values = yield from _fire(ctx, acc, insn, rule, PRE, values)
+        values, skipped = yield from _fire(ctx, acc, insn, rule, PRE, values, changed)
+        skip |= rule.short_circuit or skipped
     if skip:
         _skip(ctx, acc, insn)
+        write_registers(ctx, changed, completed=True)  # an IN faked by event_sc: @al as left
         return
     if is_in:
         forced = values  # a pre-stage resume value replaces what is read
         values = [ctx.bus.read(port, size) & MASK[size] for _ in range(count)]
         values = forced or values
     for rule in plan.post:
-        values = yield from _fire(ctx, acc, insn, rule, POST, values)
+        values, _ = yield from _fire(ctx, acc, insn, rule, POST, values, changed)
     if is_in:
         ctx.put_values(size, off, values)
     else:
         for value in values:
             ctx.bus.write(port, size, value)
+    write_registers(ctx, changed, completed=False)
 
 
 def _fire(
-    ctx: VcpuContext, acc: Access, insn: Insn, rule: HookRule, stage: Stage, values: list[int]
-) -> Generator[BreakPoint, int | None, list[int]]:
-    """One event for ``rule`` at ``stage`` (and its break); returns the (changed) values."""
+    ctx: VcpuContext, acc: Access, insn: Insn, rule: HookRule, stage: Stage, values: list[int],
+    changed: dict[str, int],
+) -> Generator[BreakPoint, int | None, tuple[list[int], bool]]:  # fmt: skip
+    """One event for ``rule`` at ``stage`` (and its break): the (changed) values, and whether
+    the rule's script skips the instruction (``event_sc``)."""
     mask = MASK[acc.size]
     value_set = None
+    hs, hit, memory = rule.script, None, None
+    if hs is not None:  # the condition sees the access before the hook's actions
+        memory = ScriptMemory(ctx, acc)
+        hit = Hit(acc.port, acc.size, acc.is_in, stage is POST, values[0] if values else 0,
+                  ctx.vm_id, ctx.index, acc.ts, dict(acc.regs_map) | changed)  # fmt: skip
+        if not gate_hit(hs, hit, memory):
+            return values, False
     changes = (stage is POST) if acc.is_in else (stage is PRE)
     if changes and rule.set_value is not None:
         value_set = rule.set_value & mask
         values = [value_set] * acc.count
+    verdict = None
+    if hs is not None and hit is not None:
+        hit.value = values[0] if values else 0
+        verdict = script_hit(hs, hit, memory)
+        if verdict.value is not None:
+            value_set = verdict.value
+            values = [verdict.value] * acc.count
+        if acc.is_in and stage is PRE and not verdict.skip:
+            verdict.regs.pop("rax", None)  # lost, as in HyperDbg: the IN overwrites it
+        changed.update(verdict.regs)
+    skip = verdict is not None and verdict.skip
     ev = Event(
         rule.id, acc.ts, IN if acc.is_in else OUT, acc.port, acc.size, acc.count, insn.string,
         insn.rep, values[0] if values else 0, tuple(values) if insn.string else (),
         ctx.vm_id, ctx.vm_name, ctx.index, -1, insn.start, acc.regs_map, stage,
-        value_set, rule.short_circuit and stage is PRE,
+        value_set, (rule.short_circuit or skip) and stage is PRE,
     )  # fmt: skip
+    ev.output = verdict.output if verdict is not None else ""
     ctx.add_event(ev)
-    if rule.break_:
+    if rule.break_ or (verdict is not None and verdict.pause):
         fields: dict[str, object] = {
             "break_id": "", "hook_id": rule.id, "vm": ctx.vm_id, "vm_name": ctx.vm_name,
             "vcpu": ctx.index, "port": acc.port, "dir": ev.dir.label, "stage": ev.stage.label,
@@ -189,7 +215,7 @@ def _fire(
         value = yield BreakPoint(ev, fields)
         if value is not None and (acc.is_in or stage is PRE):
             values = [value & mask] * acc.count
-    return values
+    return values, skip
 
 
 def _skip(ctx: VcpuContext, acc: Access, insn: Insn) -> None:

@@ -26,7 +26,7 @@ import time
 
 from agent.backends.kvm import _sys as S
 from agent.backends.kvm import hookpath
-from agent.backends.kvm.abi import P_HOOKED, P_OBSERVE, R_ERRNO, R_FLUSH, R_TICK, Plan
+from agent.backends.kvm.abi import P_COND, P_HOOKED, P_OBSERVE, R_ERRNO, R_FLUSH, R_TICK, Plan
 from agent.backends.kvm.commands import VcpuState
 from agent.backends.kvm.context import MASK, VcpuContext
 from agent.backends.kvm.fast import FastPath
@@ -125,7 +125,7 @@ def fast_loop(ctx: VcpuContext, fast: FastPath) -> VcpuState | None:
         is_in = d == S.EXIT_IO_IN
         key = port | is_in << 16
         planned = fast.planned(key)
-        if planned != P_OBSERVE and planned != P_HOOKED:
+        if planned not in (P_OBSERVE, P_HOOKED, P_COND):
             if is_in:  # a device
                 ctx.emulate_in(size, port, count, off)
             else:
@@ -151,7 +151,7 @@ def _teach(
     if planned == P_HOOKED:
         fast.resolve(key, plan)  # a lazily planned port (`!ioin all`)
     last = ctx.last_key
-    if count == 1 and last is not None and fast.planned(key) == P_OBSERVE:
+    if count == 1 and last is not None and fast.planned(key) in (P_OBSERVE, P_COND):
         cached = ctx.insns.code(last)
         if cached is not None and ctx.bus.slots[key & 0xFFFF] is None:
             fast.install(last[0], last[1], last[2], *cached)

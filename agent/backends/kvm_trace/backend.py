@@ -39,7 +39,9 @@ class KvmTraceBackend:
     """Observes every VM on the host through a tracefs instance of its own (observe-only)."""
 
     name = "kvm-trace"
-    capabilities = frozenset({Capability.IN, Capability.OUT, Capability.PID, Capability.CORE})
+    capabilities = frozenset(
+        {Capability.IN, Capability.OUT, Capability.PID, Capability.CORE, Capability.SCRIPT}
+    )
 
     def __init__(
         self,
@@ -220,6 +222,10 @@ class KvmTraceBackend:
         self.procs.refresh()
         if any(self._vm_threads(pid) != tids for pid, tids in self._vm_tids.items()):
             self._apply_filter()
+        for rule in self._conv.table.rules():  # scripts run on reader threads: report here
+            fields = rule.script.abort_notice() if rule.script is not None else None
+            if fields is not None:
+                self._notice(Notice(NoticeKind.SCRIPT_ABORT, fields))
         for cpu in self.cpus:  # events the kernel could not store at all (not overwrites)
             dropped = self.instance.cpu_stat(cpu, "dropped events")
             delta, self._dropped[cpu] = dropped - self._dropped.get(cpu, 0), dropped

@@ -2,7 +2,9 @@
 
 A record is ``(ts, common_type, common_pid, rw, port, size, count, val)`` (``PIO_FIELDS``). The
 kernel filter only narrowed the stream; here each record is matched exactly with
-``HookTable.match(dir, port, vm_pid, host_cpu)`` and yields one event per matching hook.
+``HookTable.match(dir, port, vm_pid, host_cpu)`` and yields one event per matching hook whose
+``condition { }`` holds (``@rax`` is the value: the tracepoint has no registers), with what its
+``script { }`` printed (scripts that change anything are refused at SetHook: observe only).
 
 Timestamps: the instance's ``trace_clock`` is ``mono`` (``ktime_get_mono_fast_ns``, i.e.
 CLOCK_MONOTONIC; Documentation/trace/ftrace.rst, "trace_clock"), so wall-clock ns is the record's
@@ -19,6 +21,7 @@ from agent.backends.kvm_trace.ringbuf import RawPage
 from agent.events import Event
 from agent.hooks.table import HookRule, HookTable
 from agent.model import Direction
+from agent.script.hit import Hit, run_hit
 
 __all__ = ["Converter", "CpuCounts", "clock_offset"]
 
@@ -71,9 +74,18 @@ class Converter:
                     continue
                 value = val & _MASK.get(size, 0xFFFFFFFF)
                 for rule in rules:
+                    output = ""
+                    if rule.script is not None:  # the kernel filter was a superset: gate here
+                        access = Hit(port, size, rw & 1 == 0, False, value, info.vm, info.vcpu,
+                                     ts + offset, {"rax": value, "rdx": port})  # fmt: skip
+                        verdict = run_hit(rule.script, access)
+                        if not verdict.fire:
+                            continue
+                        output = verdict.output
                     # positional: Event's fields in order (hook_id .. cpu), cheaper than keywords
                     ev = Event(rule.id, ts + offset, rule.direction, port, size, count, count > 1,
                                False, value, (), info.vm, info.vm_name, info.vcpu, cpu)  # fmt: skip
+                    ev.output = output
                     events.append(ev)
         counts.events += len(events)
         counts.lost += lost

@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Self
 
 from agent.backends.sim.generator import Access, AccessGenerator
+from agent.backends.sim.scripted import scripted_hit
 from agent.columns import F_OUT, Block
 from agent.config import SimConfig
 from agent.errors import CapabilityError, NotFoundError
@@ -17,6 +18,8 @@ from agent.events import Event
 from agent.hooks.table import HookRule, HookTable
 from agent.model import Capability, Direction, Stage
 from agent.notices import Notice, NoticeKind
+from agent.script.hit import filter_block
+from agent.script.hook import HookScript
 from agent.sink import EventSink
 from agent.wire import agent_pb2
 
@@ -31,12 +34,14 @@ FLAGS_IN, FLAGS_OUT = SIZE_1, SIZE_1 | F_OUT
 
 
 def _is_plain(rule: HookRule) -> bool:
-    """A hook that only logs, before emulation: no value, skip, break or post stage."""
+    """A hook that only logs, before emulation: no value, skip, break or post stage, and no
+    script (a pure condition alone filters the hook's blocks with numpy)."""
     return (
         rule.stage is Stage.PRE
         and rule.set_value is None
         and not rule.short_circuit
         and not rule.break_
+        and (rule.script is None or rule.script.columnar)
     )
 
 
@@ -48,7 +53,7 @@ class SimBackend:
     """Simulated VMs (ids 1..vms) with simulated cores (0..cores-1)."""
 
     name = "sim"
-    capabilities = frozenset(Capability) - {Capability.VMS, Capability.REGS}
+    capabilities = frozenset(Capability) - {Capability.VMS, Capability.REGS, Capability.MEMORY}
 
     def __init__(self, config: SimConfig, *, break_timeout: float = 30.0) -> None:
         self._config = config
@@ -66,6 +71,7 @@ class SimBackend:
         self._plain: set[str] = set()  # hooks that only log, at the pre stage: the fast path
         self._plain_version = -1
         self._rows: dict[str, list[Row]] = {}  # plain hook id -> this step's rows
+        self._scripts: dict[str, HookScript] = {}  # hook id -> its compiled condition / script
 
     async def __aenter__(self) -> Self:
         return self
@@ -133,9 +139,9 @@ class SimBackend:
                 for add in adds:
                     add(row)
             for rule in acting:
-                events.extend(self._fire(rule, gen.access(port, w), now))
-                if rule.break_:
+                if self._fire(rule, gen.access(port, w), now, events):
                     paused.add((vm, core))
+        self._announce_aborts()
         return self._blocks(now), events
 
     def _refresh(self, table: HookTable) -> None:
@@ -143,6 +149,7 @@ class SimBackend:
         self._cache_version = table.version
         if self._plain_version != table.version:
             self._plain = {r.id for r in table.rules() if _is_plain(r)}
+            self._scripts = {r.id: r.script for r in table.rules() if r.script is not None}
             self._plain_version = table.version
         self._rows = {hook_id: [] for hook_id in self._plain}
 
@@ -157,20 +164,22 @@ class SimBackend:
             flags, ports, vms, cores = zip(*keys, strict=True)
             n = len(rows)
             rows.clear()
-            blocks.append(
-                Block(
-                    hook_id,
-                    [now] * n,
-                    list(ports),
-                    list(values),
-                    list(vms),
-                    list(map(names.__getitem__, vms)),
-                    list(cores),
-                    list(cores),
-                    [1] * n,
-                    list(flags),
-                )
+            block = Block(
+                hook_id,
+                [now] * n,
+                list(ports),
+                list(values),
+                list(vms),
+                list(map(names.__getitem__, vms)),
+                list(cores),
+                list(cores),
+                [1] * n,
+                list(flags),
             )
+            hs = self._scripts.get(hook_id)
+            kept = filter_block(hs, block) if hs is not None else block
+            if kept is not None:
+                blocks.append(kept)
         return blocks
 
     def _classify(
@@ -184,11 +193,17 @@ class SimBackend:
             tuple(r for r in rules if r.id not in self._plain),
         )
 
-    def _fire(self, rule: HookRule, a: Access, now: int) -> list[Event]:
+    def _fire(self, rule: HookRule, a: Access, now: int, out: list[Event]) -> bool:
+        """Append the events of one hit of an acting hook to ``out``; True if it paused."""
+        if rule.script is not None:
+            events, pause = scripted_hit(rule, rule.script, a, now)
+            if pause and events:
+                events[-1].break_id = self._pause(rule, a)
+            out.extend(events)
+            return pause and bool(events)
         stages = (Stage.PRE, Stage.POST) if rule.stage is Stage.ALL else (rule.stage,)
         if rule.short_circuit:
             stages = (Stage.PRE,)  # no post event for a skipped instruction (HyperDbg)
-        out = []
         for stage in stages:
             ev = Event(
                 rule.id,
@@ -208,7 +223,14 @@ class SimBackend:
             if rule.break_ and stage is stages[-1]:
                 ev.break_id = self._pause(rule, a)
             out.append(ev)
-        return out
+        return rule.break_
+
+    def _announce_aborts(self) -> None:
+        """A ``script-abort`` notice per hook whose runs aborted (at most one a second)."""
+        for hs in self._scripts.values():
+            fields = hs.abort_notice()
+            if fields is not None:
+                self._notice(NoticeKind.SCRIPT_ABORT, fields)
 
     def _pause(self, rule: HookRule, a: Access) -> str:
         break_id = f"b{next(self._break_ids)}"

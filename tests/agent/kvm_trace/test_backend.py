@@ -197,7 +197,8 @@ def test_no_permission(tmp_path: Path) -> None:
 async def test_misuse_and_capabilities(tmp_path: Path) -> None:
     backend = load_backend(AgentConfig(backend="kvm-trace", host=HOST))
     assert isinstance(backend, KvmTraceBackend)
-    assert backend.capabilities == {Capability.IN, Capability.OUT, Capability.PID, Capability.CORE}
+    observe = {Capability.IN, Capability.OUT, Capability.PID, Capability.CORE, Capability.SCRIPT}
+    assert backend.capabilities == observe
     noop: Callable[..., None] = lambda *a: None  # noqa: E731
     with pytest.raises(BackendError, match="unopened"):
         await backend.run(HookTable(), ListSink(), noop)

@@ -1,0 +1,52 @@
+"""Hooks with a ``condition { }`` or ``script { }`` on the sim backend: one hit, its events.
+
+The sim has no registers, so each hit gets simulated ones: ``rax`` holds the value (what an OUT
+writes, what an IN read at the post stage), ``rdx`` the port. The meaning is that of
+:mod:`agent.script.hit` (HyperDbg's ``!ioin`` rules): the condition gates each stage's event
+and actions (it sees the access before ``set``, the script after); a post-stage IN script
+changes the value read; a pre-stage ``event_sc(1)`` skips the access (no post stage; an IN then
+reads what the script left in ``@al``); ``pause()`` pauses the vCPU like ``break``; printf
+output travels in the event. A pure condition alone never comes here: the backend filters that
+hook's blocks (``filter_block``).
+"""
+
+from __future__ import annotations
+
+from agent.backends.sim.generator import Access
+from agent.events import Event
+from agent.hooks.table import HookRule
+from agent.model import Direction, Stage
+from agent.script.hit import Hit, gate_hit, script_hit
+from agent.script.hook import HookScript
+
+__all__ = ["scripted_hit"]
+
+
+def scripted_hit(rule: HookRule, hs: HookScript, a: Access, now: int) -> tuple[list[Event], bool]:
+    """The events of one hit of ``rule`` and whether the vCPU pauses after the last one."""
+    stages = (Stage.PRE, Stage.POST) if rule.stage is Stage.ALL else (rule.stage,)
+    if rule.short_circuit:
+        stages = (Stage.PRE,)  # no post event for a skipped instruction (HyperDbg)
+    inbound = a.dir is Direction.IN
+    value = a.value
+    regs = {"rax": 0 if inbound else value, "rdx": a.port}
+    events: list[Event] = []
+    pause = False
+    for stage in stages:
+        post = stage is Stage.POST
+        ev = Event(rule.id, now, a.dir, a.port, value=value, vm=a.vm, vm_name=f"sim-{a.vm}",
+                   vcpu=a.core, cpu=a.core, stage=stage)  # fmt: skip
+        if not gate_hit(hs, Hit(a.port, 1, inbound, post, value, a.vm, a.core, now, regs)):
+            continue  # the condition is false: no event and no action at this stage
+        if rule.set_value is not None and post == inbound:
+            ev.value_set = ev.value = value = rule.set_value & 0xFF
+        verdict = script_hit(hs, Hit(a.port, 1, inbound, post, value, a.vm, a.core, now, regs))
+        if verdict.value is not None:
+            ev.value_set = ev.value = value = verdict.value
+        ev.output = verdict.output
+        ev.skipped = rule.short_circuit or verdict.skip
+        pause = pause or rule.break_ or verdict.pause
+        events.append(ev)
+        if ev.skipped:
+            break  # a skipped access has no post stage
+    return events, pause

@@ -1,0 +1,162 @@
+"""A hook's compiled ``condition { }`` and ``script { }``, as the backends run them.
+
+One :class:`HookScript` per hook, built once when the hook is set (so errors come at SetHook)
+and shared by every vCPU: it holds the hook's globals (kept across hits and vCPUs, as HyperDbg's
+are) and counts aborted runs. A run never raises into a backend: an aborted condition is false
+and an aborted script has no effect; both are counted, and :meth:`HookScript.abort_notice`
+hands out at most one notice a second per hook (with the number of aborts it stands for), so a
+script aborting on every hit cannot flood the ``notices`` topic.
+
+Runs that write globals hold a per-hook lock, so ``.n = .n + 1`` from two vCPUs loses nothing
+(HyperDbg leaves that race to its ``interlocked_*`` functions).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, MutableMapping
+from typing import Any
+
+from agent.model import Capability
+from agent.script.compiler import Program, compile_condition, compile_script
+from agent.script.errors import ScriptAbort
+from agent.script.nodes import Block
+from agent.script.runtime import GuestMemory, RunResult
+from agent.script.vector import Columns, compile_columns, reads
+
+__all__ = ["NOTICE_INTERVAL_S", "HookScript", "script_needs"]
+
+NOTICE_INTERVAL_S = 1.0
+
+
+def script_needs(condition: str, script: str) -> list[tuple[Capability, str]]:
+    """What a hook's blocks need from the backend, each with the token that needs it: the
+    ``script`` capability for having blocks at all, then what the blocks do (compiles them:
+    ``ScriptError`` if they are wrong)."""
+    if not condition and not script:
+        return []
+    hs = HookScript("", condition, script)
+    out = [(Capability.SCRIPT, "condition" if condition else "script")]
+    for program in (hs.condition, hs.script):
+        if program is not None:
+            out += [(cap, f"{program.kind}: {where}") for cap, where in program.needs.items()]
+    return out
+
+
+class HookScript:
+    """The compiled blocks of one hook (either may be absent), its globals and abort count."""
+
+    def __init__(self, hook_id: str, condition: str = "", script: str = "") -> None:
+        self.hook_id = hook_id
+        self.condition: Program | None = compile_condition(condition) if condition else None
+        self.script: Program | None = compile_script(script) if script else None
+        pure = self.condition is not None and self.condition.pure
+        self.columns: Callable[[Columns, int], Any] | None = None
+        self.reads: frozenset[str] = frozenset()  # the columns the pure condition reads
+        if pure and self.condition is not None and not isinstance(self.condition.tree, Block):
+            self.columns = compile_columns(self.condition.tree)
+            self.reads = reads(self.condition.tree)
+        self.globals: dict[str, int] = {}
+        self.aborts = 0
+        self._unreported = 0
+        self._last_reason = ""
+        self._next_notice = 0.0
+        self._lock = threading.Lock()
+        self._locked = bool(self.script and self.script.globals)
+
+    @property
+    def needs(self) -> dict[Capability, str]:
+        needs = dict(self.script.needs) if self.script else {}
+        if self.condition:
+            needs = dict(self.condition.needs) | needs
+        return needs
+
+    @property
+    def columnar(self) -> bool:
+        """Only a pure condition: it can filter whole blocks of events (:meth:`mask`)."""
+        return self.columns is not None and self.script is None
+
+    def check(self, capabilities: Iterable[str], backend: str) -> None:
+        """Refuse (``CapabilityError``, naming the capability and token) what the backend lacks."""
+        for program in (self.condition, self.script):
+            if program is not None:
+                program.check(capabilities, backend)
+
+    def mask(self, cols: Columns, n: int) -> Any:
+        """The condition over ``n`` events at once (a numpy bool array); needs :attr:`columns`."""
+        assert self.columns is not None
+        return self.columns(cols, n)
+
+    def gate(
+        self,
+        regs: MutableMapping[str, int],
+        pseudo: MutableMapping[str, int],
+        memory: GuestMemory | None = None,
+    ) -> bool:
+        """The condition for one hit (True without one); an abort is counted and is False."""
+        if self.condition is None:
+            return True
+        try:
+            return bool(self.condition.run(regs, pseudo, self.globals, memory=memory).value)
+        except ScriptAbort as e:
+            self._aborted(e)
+            return False
+
+    def run(
+        self,
+        regs: MutableMapping[str, int],
+        pseudo: MutableMapping[str, int],
+        memory: GuestMemory | None = None,
+    ) -> RunResult | None:
+        """Run the script once on ``regs`` (changed in place); None without one or on abort.
+
+        On abort the registers and globals are restored: a half-run script changes nothing
+        (guest memory it already wrote stays written)."""
+        if self.script is None:
+            return None
+        if not self._locked:
+            return self._run(self.script, regs, pseudo, memory)
+        with self._lock:
+            saved = dict(self.globals)
+            result = self._run(self.script, regs, pseudo, memory)
+            if result is None:
+                self.globals.clear()
+                self.globals.update(saved)
+            return result
+
+    def _run(
+        self,
+        script: Program,
+        regs: MutableMapping[str, int],
+        pseudo: MutableMapping[str, int],
+        memory: GuestMemory | None,
+    ) -> RunResult | None:
+        before = dict(regs)
+        try:
+            return script.run(regs, pseudo, self.globals, memory=memory)
+        except ScriptAbort as e:
+            regs.clear()
+            regs.update(before)
+            self._aborted(e)
+            return None
+
+    def _aborted(self, e: ScriptAbort) -> None:
+        self.aborts += 1
+        self._unreported += 1
+        self._last_reason = e.reason
+
+    def abort_notice(self) -> dict[str, object] | None:
+        """Fields of a ``script-abort`` notice if aborts are unreported and one is due."""
+        now = time.monotonic()
+        if not self._unreported or now < self._next_notice:
+            return None
+        fields: dict[str, object] = {
+            "hook_id": self.hook_id,
+            "aborts": self._unreported,
+            "total": self.aborts,
+            "reason": self._last_reason,
+        }
+        self._unreported = 0
+        self._next_notice = now + NOTICE_INTERVAL_S
+        return fields
