@@ -51,7 +51,7 @@ def build_agent(config: AgentConfig, *, backend: Backend | None = None) -> Agent
     route = BusRoute(me.host, me.epoch, outbox, config.mqtt.format)
     pipeline = _pipeline(config, table, route)
     publisher = Publisher(me.host, config.mqtt, outbox, lambda: status.birth())
-    status = AgentStatus(me, table, backend, pipeline, outbox, publisher)
+    status = AgentStatus(me, table, backend, pipeline, outbox, publisher, config.labels)
     runtime = Runtime(hooks, backend, pipeline, restore=config.hooks, closers=(spool.close,))
     return Agent(runtime, publisher, route, status)
 

@@ -15,8 +15,9 @@ from typing import Annotated, Any
 import structlog
 import typer
 
-from agent.config import AgentConfig, VmConfig, load_config
+from agent.config import AgentConfig, VmConfig, advertised_address, load_config
 from agent.errors import AgentError, ConfigError, HookSyntaxError
+from agent.model import check_label
 
 __all__ = ["app", "main"]
 
@@ -43,6 +44,13 @@ def run(
     host: Annotated[str | None, typer.Option(help="host id")] = None,
     backend: BackendOpt = None,
     listen: Annotated[str | None, typer.Option(help="gRPC HOST:PORT")] = None,
+    advertise: Annotated[
+        str | None, typer.Option(help="gRPC HOST:PORT announced in the birth (discovery)")
+    ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="k=v label, added to the config's (repeatable)"),
+    ] = None,
     insecure: Annotated[bool | None, typer.Option("--insecure", help="plain gRPC")] = None,
     mqtt_host: Annotated[str | None, typer.Option(help="broker host")] = None,
     mqtt_port: Annotated[int | None, typer.Option(help="broker port")] = None,
@@ -55,11 +63,14 @@ def run(
     if ctx.invoked_subcommand is not None:
         return
     try:
-        cfg = load_config(config).with_overrides(
+        base = load_config(config)
+        cfg = base.with_overrides(
             host=host,
             backend=backend,
             state_dir=state_dir,
+            labels={**base.labels, **_labels(label)} if label else None,
             grpc__listen=listen,
+            grpc__advertise=advertise,
             grpc__insecure=insecure,
             mqtt__host=mqtt_host,
             mqtt__port=mqtt_port,
@@ -71,6 +82,21 @@ def run(
         asyncio.run(_serve(cfg))
     except AgentError as exc:
         raise _fail(exc) from None
+
+
+def _labels(flags: list[str]) -> dict[str, str]:
+    """``--label k=v`` flags as a table; a bad one is a ConfigError naming it."""
+    labels: dict[str, str] = {}
+    for flag in flags:
+        key, sep, value = flag.partition("=")
+        try:
+            if not sep:
+                raise ValueError("expected k=v")
+            check_label(key, value)
+        except ValueError as exc:
+            raise ConfigError(f"--label {flag}: {exc}") from None
+        labels[key] = value
+    return labels
 
 
 def _setup(cfg: AgentConfig) -> None:
@@ -88,6 +114,7 @@ async def _serve(cfg: AgentConfig) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     async with build_agent(cfg) as agent:
         server, port, health = await create_server(agent, cfg.grpc)
+        agent.reports.address = advertised_address(cfg.grpc, port)  # before the first birth
         if cfg.metrics.listen:
             from agent.metrics import serve_metrics
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.errors import ConfigError
-from agent.model import ID_PATTERN
+from agent.model import ID_PATTERN, check_label
 
 __all__ = [
     "AgentConfig",
@@ -26,12 +26,24 @@ __all__ = [
     "SimConfig",
     "TraceConfig",
     "VmConfig",
+    "advertised_address",
     "default_host_id",
     "load_config",
     "vm_problems",
 ]
 
 T = TypeVar("T")
+
+
+def advertised_address(grpc: GrpcConfig, port: int) -> str:
+    """The gRPC address the agent gives in its birth: ``grpc.advertise``, else where it listens
+    (with the bound ``port``; a wildcard host becomes this machine's name)."""
+    if grpc.advertise:
+        return grpc.advertise
+    host = grpc.listen.rpartition(":")[0].strip("[]")
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.getfqdn()
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def default_host_id() -> str:
@@ -44,6 +56,7 @@ def default_host_id() -> str:
 @dataclass(frozen=True)
 class GrpcConfig:
     listen: str = "127.0.0.1:50051"
+    advertise: str = ""  # HOST:PORT in the birth (discovery); default: listen's (bound) address
     insecure: bool = False  # plain gRPC only when asked for explicitly
     cert: str = ""
     key: str = ""
@@ -164,6 +177,7 @@ class AgentConfig:
     backend: str = "sim"
     state_dir: str = "/var/lib/ioind"
     hooks: tuple[str, ...] = ()  # commands set at start (before restored state)
+    labels: Mapping[str, str] = field(default_factory=dict)  # advertised; `ioinctl -l` selects
     log_level: str = "info"
     grpc: GrpcConfig = field(default_factory=GrpcConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
@@ -252,6 +266,23 @@ def _default(f: Field[Any]) -> Any:
     return ""  # required fields (VmConfig.name) are strings
 
 
+def _labels(r: _Reader, raw: Any) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        r.problems.append('labels: expected a table of key = "value"')
+        return {}
+    labels: dict[str, str] = {}
+    for key, value in raw.items():
+        try:
+            if not isinstance(value, str):
+                raise ValueError(f"expected a string, got {type(value).__name__}")
+            check_label(key, value)
+        except ValueError as exc:
+            r.problems.append(f"labels.{key}: {exc}")
+            continue
+        labels[key] = value
+    return labels
+
+
 def _sim_ports(r: _Reader, raw: Any) -> dict[int, float] | None:
     if raw is None:
         return None
@@ -310,7 +341,8 @@ def parse_config(data: Mapping[str, Any]) -> AgentConfig:
     sections["sim"] = r.build(SimConfig, sim, "sim.", ports=_sim_ports(r, sim.get("ports")))
     kvm = r.section(data, "kvm")
     sections["kvm"] = r.build(KvmConfig, kvm, "kvm.", vm=None, vms=_vms(r, kvm.get("vm")))
-    top = {k: v for k, v in data.items() if k not in (*sections, "hooks")}
+    top = {k: v for k, v in data.items() if k not in (*sections, "hooks", "labels")}
+    sections["labels"] = _labels(r, data.get("labels", {}))
     hooks = data.get("hooks", [])
     if not isinstance(hooks, list) or not all(isinstance(h, str) for h in hooks):
         problems.append("hooks: expected an array of command strings")
@@ -350,6 +382,11 @@ _CHECKS: list[tuple[str, Callable[[AgentConfig], bool], str]] = [
         "expected HOST:PORT, or empty for no metrics endpoint",
     ),
     ("grpc.listen", lambda c: c.grpc.listen.rpartition(":")[2].isdigit(), "expected HOST:PORT"),
+    (
+        "grpc.advertise",
+        lambda c: c.grpc.advertise == "" or c.grpc.advertise.rpartition(":")[2].isdigit(),
+        "expected HOST:PORT, or empty to advertise the listening address",
+    ),
     (
         "grpc",
         lambda c: c.grpc.insecure or bool(c.grpc.cert and c.grpc.key and c.grpc.ca),

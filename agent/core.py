@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Self
 
 from agent.errors import NotFoundError
-from agent.hooks.service import HookService
+from agent.hooks.service import HookService, SetOutcome
 from agent.notices import Notice, NoticeKind
 from agent.publish.mqtt import Publisher
 from agent.publish.route import BusRoute
@@ -69,7 +69,7 @@ class Agent:
 
     def set_hook(
         self, *, command: str = "", spec: hooks_pb2.HookSpec | None = None, enabled: bool = True
-    ) -> tuple[hooks_pb2.Hook, bool]:
+    ) -> SetOutcome:
         """Create or replace a hook given as ``command``, ``spec`` or both (they must agree)."""
         return self._hooks.set(command=command, spec=spec, enabled=enabled)
 

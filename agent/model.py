@@ -11,12 +11,15 @@ from enum import IntEnum, StrEnum
 
 __all__ = [
     "ID_PATTERN",
+    "LABEL_KEY",
+    "LABEL_VALUE",
     "MAX_PORT",
     "REQUEST_ID",
     "Capability",
     "Direction",
     "Stage",
     "check_id",
+    "check_label",
 ]
 
 # gRPC trailing metadata on every refusal by an agent: tells an agent's answer apart from a
@@ -24,7 +27,19 @@ __all__ = [
 REQUEST_ID = "ioin-request-id"
 
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}\Z")
+# Labels as Kubernetes has them: an optional DNS-subdomain prefix and a name; values may be empty.
+_LABEL_NAME = r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?"
+LABEL_KEY = re.compile(rf"([a-z0-9]([a-z0-9.-]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}")
+LABEL_VALUE = re.compile(rf"({_LABEL_NAME})?")
 MAX_PORT = 0xFFFF  # x86 I/O space is 64 KiB (SDM vol. 1, 18.2)
+
+
+def check_label(key: str, value: str) -> None:
+    """``ValueError`` naming the key or value when ``key=value`` is not a valid label."""
+    if not LABEL_KEY.fullmatch(key):
+        raise ValueError(f"label key '{key}' is not a valid key (name, or prefix/name)")
+    if not LABEL_VALUE.fullmatch(value):
+        raise ValueError(f"label '{key}': value '{value}' is not a valid label value")
 
 
 def check_id(kind: str, value: str) -> str:

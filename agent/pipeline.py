@@ -19,6 +19,7 @@ bound applies (see :mod:`agent.publish.outbox`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,6 +62,9 @@ class TokenBucket:
         return passed
 
 
+IDLE_WAKE_S = 1.0  # with nothing pending: wake this often, for the suppression notices only
+
+
 class Pipeline:
     def __init__(
         self,
@@ -80,6 +84,7 @@ class Pipeline:
         self._since: dict[str, float] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._bucket_version = -1
+        self._started = asyncio.Event()  # a batch began: run() has something to cut
         self.seq = 0
         self.matched = 0
         self.suppressed = 0
@@ -110,6 +115,7 @@ class Pipeline:
                     self._cut(ev.hook_id)
                 buf = pending[ev.hook_id] = []
                 self._since[ev.hook_id] = now
+                self._started.set()
             buf.append(ev)
             if len(buf) >= limit:
                 self._cut(ev.hook_id)
@@ -138,6 +144,7 @@ class Pipeline:
                 self._cut(hook_id)
             buf = self._pending[hook_id] = Block.empty(hook_id)  # owns its lists
             self._since[hook_id] = now
+            self._started.set()
         buf.extend(block)
         while len(buf) > self._batch_max:
             self._emit_batch(hook_id, buf.take(self._batch_max))
@@ -151,11 +158,22 @@ class Pipeline:
             self._cut(hook_id)
 
     async def run(self) -> None:
-        """Cut aged batches every half batch interval; announce suppressions every second."""
+        """Cut aged batches every half batch interval while any is pending; announce
+        suppressions every second.
+
+        With nothing pending it sleeps until a batch begins (or a second passes, for the
+        notices): an idle agent does not wake 50 times a second (bench/bench_idle.py).
+        """
         last_notice = time.monotonic()
         try:
             while True:
-                await asyncio.sleep(self._batch_s / 2)
+                if self._since:
+                    await asyncio.sleep(self._batch_s / 2)
+                else:
+                    self._started.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(IDLE_WAKE_S):
+                            await self._started.wait()
                 self.flush(self._batch_s)
                 if time.monotonic() - last_notice >= 1.0:
                     last_notice = time.monotonic()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,8 +49,11 @@ class AgentStatus:
         pipeline: Pipeline,
         outbox: Outbox,
         publisher: Publisher,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         self.identity = identity
+        self.labels = dict(labels or {})
+        self.address = ""  # the advertised gRPC address, once the server is bound
         self._table = table
         self._backend = backend
         self._pipeline = pipeline
@@ -115,6 +118,8 @@ class AgentStatus:
             epoch=me.epoch,
             started_ns=me.started_ns,
             broker_connected=self._publisher.connected,
+            labels=self.labels,
+            address=self.address,
         )
 
     def birth(self) -> dict[str, Any]:
@@ -127,6 +132,8 @@ class AgentStatus:
             "epoch": self.identity.epoch,
             "ts": time.time_ns(),
             "spool_depth": self._outbox.depth(),
+            "address": self.address,
+            "labels": self.labels,
         }
 
     async def announce_drops(self, notice: Callable[[Notice], None]) -> None:

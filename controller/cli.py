@@ -12,7 +12,16 @@ from collections.abc import Sequence
 
 import typer
 
-from controller import cmd_agg, cmd_fleet, cmd_hooks, cmd_pki, cmd_script, cmd_watch
+from controller import (
+    cmd_agg,
+    cmd_apply,
+    cmd_fleet,
+    cmd_hooks,
+    cmd_hosts,
+    cmd_pki,
+    cmd_script,
+    cmd_watch,
+)
 from controller.errors import ControllerError
 from controller.render import warn
 
@@ -30,6 +39,9 @@ app.command("push")(cmd_hooks.push)
 app.command("explain")(cmd_hooks.explain)
 app.command("eval")(cmd_script.eval_script)
 app.add_typer(cmd_hooks.hooks_app, name="hooks")
+app.command("apply")(cmd_apply.apply)
+app.command("diff")(cmd_apply.diff)
+app.command("hosts")(cmd_hosts.hosts)
 app.command("status")(cmd_fleet.status)
 app.command("resume")(cmd_fleet.resume)
 app.add_typer(cmd_fleet.vm_app, name="vm")

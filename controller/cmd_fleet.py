@@ -5,7 +5,7 @@ Like :mod:`controller.cmd_hooks`: parse → ``asyncio.run`` → render, returnin
 
 from __future__ import annotations
 
-import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -13,12 +13,13 @@ import typer
 
 from agent.wire import agent_pb2
 from controller import views
-from controller.client import Targets, fan_out
+from controller.client import exit_code
 from controller.errors import InventoryError, UsageError
 from controller.inventory import Host, Inventory, load_inventory, split_address
 from controller.options import (
     CaOpt,
     CertOpt,
+    FleetOptions,
     InsecureOpt,
     InventoryOpt,
     KeyOpt,
@@ -28,24 +29,34 @@ from controller.options import (
     number,
     targets_for,
 )
-from controller.render import Output, report
+from controller.render import Output, Report
+from controller.run import execute, gather
 
 __all__ = ["resume", "status", "vm_app"]
 
 vm_app = typer.Typer(help="VMs of agents whose backend runs its own (kvm).")
 
 
-@fleet_command
+@fleet_command()
 def status(
+    host: Annotated[
+        str | None, typer.Argument(help="One agent (name or HOST:PORT): show all of it.")
+    ] = None,
     *,
-    t: Targets,
-    output: Output,
+    fleet: FleetOptions,
 ) -> int:
-    """Every agent's version, backend, capabilities, hooks, counters and broker connection."""
+    """One line per agent (version, backend, hooks, broker, labels); ``status HOST``: detail."""
     request = agent_pb2.GetStatusRequest()
-    return report(
-        asyncio.run(fan_out(t, lambda s, d: s.GetStatus(request, timeout=d))), views.STATUS, output
-    )
+    fn = lambda s, d: s.GetStatus(request, timeout=d)  # noqa: E731
+    if host is None:  # at scale the per-host line is the point: every host, failures first
+        wide = replace(fleet, wide=fleet.output is Output.TABLE or fleet.wide)
+        return execute("status", wide, fn, views.STATUS, idempotent=True)
+    t = fleet.targets()
+    chosen = [h for h in t.hosts if host in (h.name, h.address)]
+    if not chosen:
+        raise UsageError(f"status {host}: no such agent among {len(t.hosts)} targets")
+    report = Report("status", views.STATUS, fleet.output, detail=views.status_detail)
+    return exit_code(gather(replace(t, hosts=chosen[:1]), lambda _: fn, report, idempotent=True))
 
 
 def resume(
@@ -68,28 +79,22 @@ def resume(
     request = agent_pb2.ResumeRequest(break_id=break_id)
     if value is not None:
         request.value = number("--value", value, 0xFFFF_FFFF)
-    results = asyncio.run(
-        fan_out(t, lambda s, d: s.Resume(request, timeout=d), ("break", break_id))
-    )
-    return report(results, views.RESUME, output)
+    report = Report("resume", views.RESUME, output)
+    fn = lambda s, d: s.Resume(request, timeout=d)  # noqa: E731
+    return exit_code(gather(t, lambda _: fn, report, about=("break", break_id)))
 
 
 @vm_app.command("list")
-@fleet_command
-def vm_list(
-    *,
-    t: Targets,
-    output: Output,
-) -> int:
+@fleet_command()
+def vm_list(*, fleet: FleetOptions) -> int:
     """List every agent's VMs."""
     request = agent_pb2.ListVmsRequest()
-    return report(
-        asyncio.run(fan_out(t, lambda s, d: s.ListVms(request, timeout=d))), views.VMS, output
-    )
+    fn = lambda s, d: s.ListVms(request, timeout=d)  # noqa: E731
+    return execute("vm list", fleet, fn, views.VMS, idempotent=True)
 
 
 @vm_app.command("start")
-@fleet_command
+@fleet_command(rollout=True)
 def vm_start(
     name: Annotated[str, typer.Option("--name", help="VM name.")],
     image: Annotated[str, typer.Option("--image", help="Flat binary on the agent's host.")] = "",
@@ -100,8 +105,7 @@ def vm_start(
     vcpus: Annotated[int | None, typer.Option("--vcpus", min=1)] = None,
     mem_mib: Annotated[int | None, typer.Option("--mem-mib", min=1)] = None,
     *,
-    t: Targets,
-    output: Output,
+    fleet: FleetOptions,
 ) -> int:
     """Start a VM on every agent (kvm backend)."""
     if bool(image) == bool(bios):
@@ -113,23 +117,20 @@ def vm_start(
         spec.load_addr = number("--load-addr", load_addr)
     if entry is not None:
         spec.entry = number("--entry", entry)
-    return report(
-        asyncio.run(fan_out(t, lambda s, d: s.StartVm(spec, timeout=d))), views.VM, output
-    )
+    return execute("vm start", fleet, lambda s, d: s.StartVm(spec, timeout=d), views.VM)
 
 
 @vm_app.command("stop")
-@fleet_command
+@fleet_command(rollout=True)
 def vm_stop(
     vm_id: Annotated[int, typer.Argument(help="VM id.", metavar="ID", min=0)],
     *,
-    t: Targets,
-    output: Output,
+    fleet: FleetOptions,
 ) -> int:
     """Stop a VM on every agent."""
     ref = agent_pb2.VmRef(id=vm_id)
-    results = asyncio.run(fan_out(t, lambda s, d: s.StopVm(ref, timeout=d), ("vm", str(vm_id))))
-    return report(results, views.VM, output)
+    fn = lambda s, d: s.StopVm(ref, timeout=d)  # noqa: E731
+    return execute("vm stop", fleet, fn, views.VM, about=("vm", str(vm_id)))
 
 
 def _one_host(host: str, inventory: Path | None) -> Inventory:

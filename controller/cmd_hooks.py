@@ -6,7 +6,6 @@ failed, 1 none ok); errors raised here are turned into exit codes by :func:`cont
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,20 +13,9 @@ import typer
 
 from agent.wire import agent_pb2, hooks_pb2
 from controller import language, views
-from controller.client import Targets, fan_out
-from controller.options import (
-    CaOpt,
-    CertOpt,
-    HostsOpt,
-    InsecureOpt,
-    InventoryOpt,
-    KeyOpt,
-    OutputOpt,
-    TimeoutOpt,
-    fleet_command,
-    targets,
-)
-from controller.render import Output, print_json, report
+from controller.options import FleetOptions, fleet_command
+from controller.render import View, print_json
+from controller.run import execute
 
 if TYPE_CHECKING:
     from agent.wire.agent_pb2_grpc import AgentAsyncStub
@@ -39,27 +27,25 @@ CommandArg = Annotated[str, typer.Argument(help="Hook command, e.g. '!ioin 0x3f8
 IdArg = Annotated[str, typer.Argument(help="Hook id.", metavar="ID")]
 
 
+@fleet_command(rollout=True)
 def push(
     command: CommandArg,
     hook_id: Annotated[str | None, typer.Option("--id", help="Hook id (default: derived).")] = None,
     disabled: Annotated[bool, typer.Option("--disabled", help="Set the hook disabled.")] = False,
-    hosts: HostsOpt = None,
-    inventory: InventoryOpt = None,
-    timeout: TimeoutOpt = None,
-    ca: CaOpt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-    insecure: InsecureOpt = False,
-    output: OutputOpt = Output.TABLE,
+    *,
+    fleet: FleetOptions,
 ) -> int:
     """Set (create or replace) a hook on every agent; the command is checked here first."""
-    # Not @fleet_command: the hook is parsed before the options are resolved, so a bad command
-    # is the one error reported, whatever else is wrong.
-    spec = language.parse_command(command, hook_id)
-    t = targets(hosts, inventory, timeout, ca=ca, cert=cert, key=key, insecure=insecure)
+    spec = language.parse_command(command, hook_id)  # before any option: the one error shown
     request = agent_pb2.SetHookRequest(spec=spec, command=command, disabled=disabled)
-    results = asyncio.run(fan_out(t, lambda s, d: s.SetHook(request, timeout=d), ("hook", spec.id)))
-    return report(results, views.PUSH, output)
+    return execute(
+        "push",
+        fleet,
+        lambda s, d: s.SetHook(request, timeout=d),
+        views.PUSH,
+        idempotent=True,  # hooks are keyed by id: setting one twice is setting it once
+        about=("hook", spec.id),
+    )
 
 
 def explain(command: CommandArg) -> int:
@@ -69,52 +55,35 @@ def explain(command: CommandArg) -> int:
 
 
 @hooks_app.command("list")
-@fleet_command
-def list_hooks(
-    *,
-    t: Targets,
-    output: Output,
-) -> int:
-    """List every agent's hooks."""
+@fleet_command()
+def list_hooks(*, fleet: FleetOptions) -> int:
+    """List every agent's hooks, with who owns each (a policy, or by hand)."""
     request = agent_pb2.ListHooksRequest()
-    results = asyncio.run(fan_out(t, lambda s, d: s.ListHooks(request, timeout=d)))
-    return report(results, views.HOOKS, output)
+    fn = lambda s, d: s.ListHooks(request, timeout=d)  # noqa: E731
+    return execute("hooks list", fleet, fn, views.HOOKS, idempotent=True)
 
 
 @hooks_app.command("rm")
-@fleet_command
-def remove(
-    hook_id: IdArg,
-    *,
-    t: Targets,
-    output: Output,
-) -> int:
+@fleet_command(rollout=True)
+def remove(hook_id: IdArg, *, fleet: FleetOptions) -> int:
     """Remove a hook from every agent."""
-    return _on_hook(t, hook_id, output, _remove)
+    return _on_hook("hooks rm", fleet, hook_id, _remove, views.hook_view("removed"), False)
 
 
 @hooks_app.command("enable")
-@fleet_command
-def enable(
-    hook_id: IdArg,
-    *,
-    t: Targets,
-    output: Output,
-) -> int:
+@fleet_command(rollout=True)
+def enable(hook_id: IdArg, *, fleet: FleetOptions) -> int:
     """Enable a hook on every agent."""
-    return _on_hook(t, hook_id, output, lambda s, ref, d: s.EnableHook(ref, timeout=d))
+    rpc: HookRpc = lambda s, ref, d: s.EnableHook(ref, timeout=d)  # noqa: E731
+    return _on_hook("hooks enable", fleet, hook_id, rpc, views.hook_view("enabled"), True)
 
 
 @hooks_app.command("disable")
-@fleet_command
-def disable(
-    hook_id: IdArg,
-    *,
-    t: Targets,
-    output: Output,
-) -> int:
+@fleet_command(rollout=True)
+def disable(hook_id: IdArg, *, fleet: FleetOptions) -> int:
     """Disable a hook on every agent (it stays set; its events stop)."""
-    return _on_hook(t, hook_id, output, lambda s, ref, d: s.DisableHook(ref, timeout=d))
+    rpc: HookRpc = lambda s, ref, d: s.DisableHook(ref, timeout=d)  # noqa: E731
+    return _on_hook("hooks disable", fleet, hook_id, rpc, views.hook_view("disabled"), True)
 
 
 HookRpc = Callable[["AgentAsyncStub", agent_pb2.HookRef, float], Awaitable[hooks_pb2.Hook]]
@@ -124,7 +93,10 @@ async def _remove(stub: AgentAsyncStub, ref: agent_pb2.HookRef, deadline: float)
     return (await stub.RemoveHook(ref, timeout=deadline)).hook
 
 
-def _on_hook(t: Targets, hook_id: str, output: Output, rpc: HookRpc) -> int:
+def _on_hook(
+    command: str, fleet: FleetOptions, hook_id: str, rpc: HookRpc, view: View, idempotent: bool
+) -> int:
+    """One hook RPC on every agent; removing is not retried (a retry would find it gone)."""
     ref = agent_pb2.HookRef(id=hook_id)
-    results = asyncio.run(fan_out(t, lambda s, d: rpc(s, ref, d), ("hook", hook_id)))
-    return report(results, views.HOOK, output)
+    fn = lambda s, d: rpc(s, ref, d)  # noqa: E731
+    return execute(command, fleet, fn, view, idempotent=idempotent, about=("hook", hook_id))

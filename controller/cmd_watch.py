@@ -73,7 +73,8 @@ def watch(
     inventory: InventoryOpt = None,
     output: OutputOpt = Output.TABLE,
 ) -> int:
-    """Print events as agents publish them (``-o json``: one object per line)."""
+    """Print events as agents publish them (``-o json`` or ``jsonl``: one object per line)."""
+    output = Output.JSON if output is Output.JSONL else output  # events are a stream either way
     if check_gaps and hook is not None:
         raise UsageError("--check-gaps needs every hook's events: it cannot be used with --hook")
     if (mqtt_cert is None) != (mqtt_key is None) or (mqtt_cert and not mqtt_ca):

@@ -6,10 +6,13 @@ One root; every subclass carries fields, not only text, and an ``exit_code`` tha
     ControllerError(message)                     exit 1 unless said otherwise
     ├── UsageError(message)                      a flag or combination of flags is wrong
     ├── InventoryError(path, key, problem)       the inventory (file or --hosts) is wrong
+    ├── SelectorError(selector, token, pos, ...) a label selector (-l) does not parse
+    ├── PolicyError(path, policy, key, problem)  an `apply` / `diff` policy file is refused
     ├── InvalidHook(message, token, exit_code)   the hook language refused a command
     ├── InvalidScript(message, token)            ``ioinctl eval``: refused or aborted script (2)
-    ├── AgentUnreachable(host, address, reason)  no answer from an agent (refused, TLS, deadline)
+    ├── AgentUnreachable(host, address, reason, kind)  no answer (kind: refused, timeout, tls, ...)
     ├── RemoteError(host, code, details)         the agent answered with a gRPC error status
+    ├── PlanConflict(hook, policy, problem)      `apply` cannot own a hook on an agent
     ├── BrokerError(address, reason)             the MQTT broker refused us or went away
     └── PkiError(what, problem)                  ``ioinctl pki`` cannot do it (names the file)
 
@@ -20,6 +23,7 @@ One root; every subclass carries fields, not only text, and an ``exit_code`` tha
 from __future__ import annotations
 
 __all__ = [
+    "UNREACHABLE_KINDS",
     "AgentUnreachable",
     "BrokerError",
     "ControllerError",
@@ -27,7 +31,10 @@ __all__ = [
     "InvalidScript",
     "InventoryError",
     "PkiError",
+    "PlanConflict",
+    "PolicyError",
     "RemoteError",
+    "SelectorError",
     "UsageError",
 ]
 
@@ -75,13 +82,46 @@ class InvalidScript(ControllerError):
         super().__init__(message)
 
 
-class AgentUnreachable(ControllerError):
-    """The agent ``host`` at ``address`` could not be reached; ``reason`` says why."""
+class SelectorError(ControllerError):
+    """The label selector ``selector`` is refused at ``token`` (offset ``pos``)."""
 
-    def __init__(self, host: str, address: str, reason: str) -> None:
+    def __init__(self, selector: str, token: str, pos: int, problem: str) -> None:
+        self.selector = selector
+        self.token = token
+        self.pos = pos
+        self.problem = problem
+        at = f"'{token}' at {pos}" if token else f"end (at {pos})"
+        super().__init__(f"selector '{selector}': {at}: {problem}")
+
+
+class PolicyError(ControllerError):
+    """The policy file ``path`` is refused: ``policy`` names the [[policy]], ``key`` the entry."""
+
+    def __init__(self, path: str, policy: str, key: str, problem: str) -> None:
+        self.path = path
+        self.policy = policy
+        self.key = key
+        self.problem = problem
+        where = ": ".join(p for p in (path, f"policy '{policy}'" if policy else "", key) if p)
+        super().__init__(f"{where}: {problem}")
+
+
+# How an agent was unreachable, for people and for `-o json` (``error.kind``).
+UNREACHABLE_KINDS = ("refused", "timeout", "tls", "unreachable")
+
+
+class AgentUnreachable(ControllerError):
+    """The agent ``host`` at ``address`` could not be reached; ``reason`` says why.
+
+    ``kind`` is one of ``refused`` (nothing listens), ``timeout`` (no answer within the deadline),
+    ``tls`` (the handshake failed: certificate, CA or name) or ``unreachable`` (anything else).
+    """
+
+    def __init__(self, host: str, address: str, reason: str, kind: str = "unreachable") -> None:
         self.host = host
         self.address = address
         self.reason = reason
+        self.kind = kind
         where = host if host == address else f"{host} ({address})"
         super().__init__(f"{where}: unreachable: {reason}")
 
@@ -94,6 +134,16 @@ class RemoteError(ControllerError):
         self.code = code
         self.details = details
         super().__init__(f"{host}: {code}: {details}")
+
+
+class PlanConflict(ControllerError):
+    """``apply`` would set hook ``hook`` for ``policy`` on an agent but must not: ``problem``."""
+
+    def __init__(self, hook: str, policy: str, problem: str) -> None:
+        self.hook = hook
+        self.policy = policy
+        self.problem = problem
+        super().__init__(f"hook '{hook}' of policy '{policy}': {problem}")
 
 
 class BrokerError(ControllerError):

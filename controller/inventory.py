@@ -15,6 +15,7 @@ An inventory file::
     name = "a"                 # optional; the address when absent
     address = "127.0.0.1:50051"
     server_name = "a.fleet"    # optional TLS name when it differs from the address's host
+    labels = { role = "web" }  # optional; added to what the agent advertises (`-l` selects)
 
 Every problem names the file and the key (``fleet.toml: agent[1].address: ...``).
 """
@@ -22,11 +23,13 @@ Every problem names the file and the key (``fleet.toml: agent[1].address: ...``)
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from controller.errors import InventoryError, UsageError
+from controller.selectors import LABEL_KEY, LABEL_VALUE
 
 __all__ = [
     "Defaults",
@@ -47,16 +50,17 @@ _DEFAULT_KEYS: dict[str, type | tuple[type, ...]] = {
     "cert": str,
     "key": str,
 }
-_AGENT_KEYS = {"name", "address", "server_name"}
+_AGENT_KEYS = {"name", "address", "server_name", "labels"}
 
 
 @dataclass(frozen=True, slots=True)
 class Host:
-    """One agent: ``name`` (shown in every table) and its gRPC ``address`` (``host:port``)."""
+    """One agent: ``name`` (shown in every table), its gRPC ``address`` (``host:port``), labels."""
 
     name: str
     address: str
     server_name: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +121,10 @@ def load_inventory(path: Path) -> Inventory:
     agents = data.get("agent", [])
     if not isinstance(agents, list) or not agents:
         raise InventoryError(str(path), "agent", "expected one or more [[agent]] tables")
-    hosts = [_host(str(path), i, entry) for i, entry in enumerate(agents)]
+    hosts = [
+        _host(str(path), i, dict(entry) if isinstance(entry, dict) else entry)
+        for i, entry in enumerate(agents)
+    ]
     defaults = _defaults(path, data.get("defaults", {}))
     return Inventory(tuple(_unique(str(path), hosts)), str(path), defaults)
 
@@ -140,6 +147,8 @@ def _host(path: str, i: int, entry: Any) -> Host:
     unknown = sorted(set(entry) - _AGENT_KEYS)
     if unknown:
         raise InventoryError(path, f"{where}.{unknown[0]}", "unknown key")
+    labels = _labels(path, f"{where}.labels", entry.get("labels", {}))
+    entry = {k: v for k, v in entry.items() if k != "labels"}
     for key in sorted(entry):
         if not isinstance(entry[key], str):
             got = type(entry[key]).__name__
@@ -148,7 +157,21 @@ def _host(path: str, i: int, entry: Any) -> Host:
         raise InventoryError(path, f"{where}.address", "missing")
     _check_address(path, f"{where}.address", entry["address"])
     name = entry.get("name") or entry["address"]
-    return Host(name=name, address=entry["address"], server_name=entry.get("server_name", ""))
+    server_name = entry.get("server_name", "")
+    return Host(name=name, address=entry["address"], server_name=server_name, labels=labels)
+
+
+def _labels(path: str, where: str, table: Any) -> dict[str, str]:
+    if not isinstance(table, dict):
+        raise InventoryError(path, where, "expected a table of strings")
+    for key, value in table.items():
+        if not isinstance(value, str):
+            raise InventoryError(
+                path, f"{where}.{key}", f"expected a string, got {type(value).__name__}"
+            )
+        if not LABEL_KEY.fullmatch(key) or not LABEL_VALUE.fullmatch(value):
+            raise InventoryError(path, f"{where}.{key}", f"not a valid label: {key}={value}")
+    return dict(table)
 
 
 def _defaults(path: Path, table: Any) -> Defaults:

@@ -8,65 +8,125 @@ from agent.wire import agent_pb2, hooks_pb2
 from controller import language
 from controller.render import Row, View
 
-__all__ = ["HOOK", "HOOKS", "PUSH", "RESUME", "STATUS", "VM", "VMS", "hook_json"]
+__all__ = [
+    "HOOKS",
+    "PUSH",
+    "RESUME",
+    "STATUS",
+    "VM",
+    "VMS",
+    "hook_json",
+    "hook_view",
+    "owner_json",
+    "status_detail",
+]
+
+
+def owner_json(spec: hooks_pb2.HookSpec) -> dict[str, Any] | None:
+    """Who owns a hook (``ioinctl apply``): policy, applied_by, applied_ns; ``None`` if by hand."""
+    if not spec.HasField("owner") or not spec.owner.policy:
+        return None
+    o = spec.owner
+    return {"policy": o.policy, "applied_by": o.applied_by, "applied_ns": o.applied_ns}
 
 
 def hook_json(hook: hooks_pb2.Hook) -> dict[str, Any]:
-    """A hook as the agent holds it: id, enabled, hits, created_ns and its spec's JSON."""
+    """A hook as the agent holds it: id, enabled, hits, created_ns, owner and its spec's JSON."""
     return {
         "id": hook.spec.id,
         "enabled": hook.enabled,
         "hits": hook.hits,
         "created_ns": hook.created_ns,
+        "owner": owner_json(hook.spec),
         "spec": language.spec_json(hook.spec),
     }
+
+
+def _owner(spec: hooks_pb2.HookSpec) -> str:
+    return f"policy {spec.owner.policy}" if owner_json(spec) else "by hand"
 
 
 def _command(spec: hooks_pb2.HookSpec) -> str:
     return spec.command or language.canonical(spec)
 
 
+_HOOK_COLUMNS = ["hook", "enabled", "hits", "owner", "command"]
+
+
 def _hook_row(hook: hooks_pb2.Hook) -> Row:
-    return [hook.spec.id, hook.enabled, hook.hits, _command(hook.spec)]
+    return [hook.spec.id, hook.enabled, hook.hits, _owner(hook.spec), _command(hook.spec)]
 
 
-def _push_rows(r: agent_pb2.SetHookResponse) -> list[Row]:
-    return [[r.hook.spec.id, "created" if r.created else "replaced", r.hook.enabled]]
+def _action(r: agent_pb2.SetHookResponse) -> str:
+    return "created" if r.created else "unchanged" if r.unchanged else "replaced"
 
 
 PUSH = View(
     columns=["hook", "action", "enabled"],
-    rows=_push_rows,
-    fields=lambda r: {"created": r.created, "hook": hook_json(r.hook)},
+    rows=lambda r: [[r.hook.spec.id, _action(r), r.hook.enabled]],
+    fields=lambda r: {"created": r.created, "action": _action(r), "hook": hook_json(r.hook)},
+    outcome=_action,
 )
+
+
+def _hook_set(r: agent_pb2.ListHooksResponse) -> str:
+    ids = [h.spec.id + ("" if h.enabled else " (disabled)") for h in r.hooks]
+    return f"{len(ids)} hooks: {', '.join(ids)}" if ids else "no hooks"
+
 
 HOOKS = View(
-    columns=["hook", "enabled", "hits", "command"],
+    columns=_HOOK_COLUMNS,
     rows=lambda r: [_hook_row(h) for h in r.hooks],
     fields=lambda r: {"hooks": [hook_json(h) for h in r.hooks]},
+    outcome=_hook_set,
+    counted=False,
 )
 
-# rm / enable / disable answer with the hook (RemoveHookResponse wraps it).
-HOOK = View(
-    columns=["hook", "enabled", "hits", "command"],
-    rows=lambda h: [_hook_row(h)],
-    fields=lambda h: {"hook": hook_json(h)},
-)
+
+def hook_view(done: str) -> View:
+    """rm / enable / disable: each answers with the hook (RemoveHookResponse wraps it)."""
+    return View(
+        columns=_HOOK_COLUMNS,
+        rows=lambda h: [_hook_row(h)],
+        fields=lambda h: {"hook": hook_json(h)},
+        outcome=lambda h: f"hook {h.spec.id} {done}",
+    )
 
 
 def _counters(s: agent_pb2.Status) -> dict[str, int]:
     return {c.name: c.value for c in s.counters}
 
 
+def _labels(labels: Any) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
 def _status_rows(s: agent_pb2.Status) -> list[Row]:
-    counters = " ".join(f"{k}={v}" for k, v in _counters(s).items())
-    caps = ",".join(s.capabilities)
-    return [[s.host, s.version, s.backend, caps, len(s.hooks), s.broker_connected, counters]]
+    return [[s.host, s.version, s.backend, len(s.hooks), s.broker_connected, _labels(s.labels)]]
+
+
+def status_detail(s: agent_pb2.Status) -> list[tuple[str, str]]:
+    """Every field of one agent's status, as (name, value) lines for ``status HOST``."""
+    lines = [
+        ("host id", s.host),
+        ("address", s.address),
+        ("labels", _labels(s.labels)),
+        ("version", s.version),
+        ("backend", s.backend),
+        ("capabilities", ", ".join(s.capabilities)),
+        ("epoch", s.epoch),
+        ("started_ns", str(s.started_ns)),
+        ("broker", "connected" if s.broker_connected else "not connected"),
+    ]
+    lines += [(f"hook {h.spec.id}", f"{_command(h.spec)} [{_owner(h.spec)}]") for h in s.hooks]
+    return lines + [(f"counter {k}", str(v)) for k, v in _counters(s).items()]
 
 
 def _status_json(s: agent_pb2.Status) -> dict[str, Any]:
     return {
         "host_id": s.host,
+        "address": s.address,
+        "labels": dict(s.labels),
         "version": s.version,
         "backend": s.backend,
         "capabilities": list(s.capabilities),
@@ -79,9 +139,11 @@ def _status_json(s: agent_pb2.Status) -> dict[str, Any]:
 
 
 STATUS = View(
-    columns=["host id", "version", "backend", "capabilities", "hooks", "broker", "counters"],
+    columns=["host id", "version", "backend", "hooks", "broker", "labels"],
     rows=_status_rows,
     fields=_status_json,
+    outcome=lambda s: "broker connected" if s.broker_connected else "broker not connected",
+    counted=False,
 )
 
 RESUME = View(
@@ -107,5 +169,8 @@ VMS = View(
     fields=lambda r: {"vms": [_vm_json(vm) for vm in r.vms]},
 )
 VM = View(
-    columns=_VM_COLUMNS, rows=lambda vm: [_vm_row(vm)], fields=lambda vm: {"vm": _vm_json(vm)}
+    columns=_VM_COLUMNS,
+    rows=lambda vm: [_vm_row(vm)],
+    fields=lambda vm: {"vm": _vm_json(vm)},
+    outcome=lambda vm: f"vm {vm.id} {vm.state}",
 )

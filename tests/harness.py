@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,10 +145,12 @@ def start_agent(
     mqtt_extra: str = "",
     sim_rate: float = 2000.0,
     tls: tuple[Path, Path, Path] | None = None,
+    flags: Sequence[str] = (),
 ) -> AgentProc:
     """Write a config for ``host_id`` and start ``ioind`` with it (sim backend by default).
 
     ``tls`` = (cert, key, ca) serves gRPC with mutual TLS; otherwise plain gRPC (``insecure``).
+    ``flags`` are added to the ``ioind`` command line (e.g. ``["--label", "role=web"]``).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     if "batch_ms" not in mqtt_extra:
@@ -163,6 +166,6 @@ def start_agent(
         f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n{mqtt_extra}'
         f"[sim]\nrate = {sim_rate}\nvms = 2\ncores = 2\n{extra_toml}"
     )
-    agent = AgentProc(host_id, port, workdir, config)
+    agent = AgentProc(host_id, port, workdir, config, extra=list(flags))
     agent.start()
     return agent

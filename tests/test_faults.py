@@ -201,6 +201,9 @@ async def test_catch_up_after_an_outage_is_paced(
         sim_rate=5000,
         mqtt_extra="batch_max = 100\ncatchup_rate = 25\n",
     )
+    async with asyncio.timeout(10):  # the outage starts after the first connect, not during it
+        while (await counters(agent))["broker_connects"] < 1:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
     fresh_mosquitto.stop()
     hook_ids = await push(agent, "!ioin")
     await asyncio.sleep(1.5)

@@ -10,6 +10,7 @@ specs (the specs themselves, so what SetHook answered is what a restart brings b
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import structlog
 
@@ -21,13 +22,22 @@ from agent.model import Capability
 from agent.state import HookStore, StoredHook
 from agent.wire import hooks_pb2
 
-__all__ = ["HookService", "disagreement"]
+__all__ = ["HookService", "SetOutcome", "disagreement"]
 
 log = structlog.get_logger("ioind.hooks")
 
-# What a spec may carry without stating a hook of its own: the id to give a parsed command.
-_CARRIER_FIELDS = ("id", "command")
+# What a spec may carry without stating a hook of its own: the id to give a parsed command, and
+# who owns the hook (``ioinctl apply``'s policy), which travels with whichever statement wins.
+_CARRIER_FIELDS = ("id", "command", "owner")
 _SHOWN = 40  # characters of a value quoted in a refusal
+
+
+class SetOutcome(NamedTuple):
+    """What setting a hook did: the hook as held now, and whether it was new or already so."""
+
+    hook: hooks_pb2.Hook
+    created: bool
+    unchanged: bool
 
 
 class HookService:
@@ -55,12 +65,20 @@ class HookService:
         command: str = "",
         spec: hooks_pb2.HookSpec | None = None,
         enabled: bool = True,
-    ) -> tuple[hooks_pb2.Hook, bool]:
-        """Create or replace a hook from ``command``, ``spec`` or both (which must agree)."""
+    ) -> SetOutcome:
+        """Create or replace a hook from ``command``, ``spec`` or both (which must agree).
+
+        Setting a hook exactly as it is already set changes nothing: no store write, no backend
+        rebuild (``SetOutcome.unchanged``), so a repeated push or apply costs no fsync.
+        """
         admitted = self.admit(resolve(command, spec))
+        if admitted.id in self.table:
+            held = self.table.get(admitted.id)
+            if held.spec == admitted and held.enabled == enabled:
+                return SetOutcome(held, created=False, unchanged=True)
         hook, created = self.table.set(admitted, enabled=enabled)
         self._commit("hook-set", admitted.id)
-        return hook, created
+        return SetOutcome(hook, created=created, unchanged=False)
 
     def admit(self, spec: hooks_pb2.HookSpec) -> hooks_pb2.HookSpec:
         """``spec`` checked and normalized, if this backend can do what it asks."""
@@ -136,6 +154,8 @@ def resolve(command: str, spec: hooks_pb2.HookSpec | None) -> hooks_pb2.HookSpec
                 f"{_value(answer, field)}, the spec {_value(stated, field)}",
                 field,
             )
+    if spec.HasField("owner"):
+        answer.owner.CopyFrom(spec.owner)
     return answer
 
 
@@ -143,7 +163,9 @@ def disagreement(parsed: hooks_pb2.HookSpec, spec: hooks_pb2.HookSpec) -> str | 
     """The first field (but the command's text) ``spec`` states differently from ``parsed``,
     or ``None``."""
     for field in hooks_pb2.HookSpec.DESCRIPTOR.fields:
-        if field.name != "command" and _value(parsed, field.name) != _value(spec, field.name):
+        if field.name in ("command", "owner"):
+            continue
+        if _value(parsed, field.name) != _value(spec, field.name):
             return field.name
     return None
 

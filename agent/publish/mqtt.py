@@ -21,6 +21,7 @@ flattened by the whole fleet replaying at once; live traffic is not paced.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -44,6 +45,7 @@ log = structlog.get_logger("ioind.publish")
 
 BACKOFF_MIN_S = 0.1
 BACKOFF_MAX_S = 10.0
+FAREWELL_S = 1.0  # how long a stopping agent waits for its offline status to be acknowledged
 
 
 class Publisher:
@@ -82,7 +84,11 @@ class Publisher:
             try:
                 async with self._client() as client:
                     attempt = 0
-                    await self._session(client)
+                    try:
+                        await self._session(client)
+                    except asyncio.CancelledError:
+                        await self._farewell(client)
+                        raise
             except _Renewal:
                 self.connected = False
                 self.renewals += 1
@@ -97,7 +103,9 @@ class Publisher:
 
     def _client(self) -> aiomqtt.Client:
         cfg = self._config
-        offline = json.dumps({"host": self._host, "online": False}).encode()
+        # The will keeps the agent's identity (address, labels, epoch) so that discovery still
+        # lists an agent that went away; it is fixed at connect time, like its ``ts``.
+        offline = json.dumps(self._birth() | {"online": False}).encode()
         return aiomqtt.Client(
             cfg.host,
             cfg.port,
@@ -135,6 +143,15 @@ class Publisher:
             self._outbox.requeue(inflight[k] for k in sorted(inflight))
         if failure is not None:
             raise failure
+
+    async def _farewell(self, client: aiomqtt.Client) -> None:
+        """Stopping: say ``online: false`` (retained) ourselves, as the will would have; a clean
+        disconnect discards the will, and discovery would list a stopped agent as online."""
+        offline = json.dumps(self._birth() | {"online": False}).encode()
+        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+            await client.publish(
+                topics.status(self._host), offline, qos=1, retain=True, timeout=FAREWELL_S
+            )
 
     async def _announce(self, client: aiomqtt.Client) -> None:
         birth = json.dumps(self._birth() | {"online": True}).encode()

@@ -42,10 +42,12 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         self, request: agent_pb2.SetHookRequest, context: Ctx
     ) -> agent_pb2.SetHookResponse:
         spec = request.spec if request.HasField("spec") else None
-        hook, created = self._agent.set_hook(
+        done = self._agent.set_hook(
             command=request.command, spec=spec, enabled=not request.disabled
         )
-        return agent_pb2.SetHookResponse(hook=hook, created=created)
+        return agent_pb2.SetHookResponse(
+            hook=done.hook, created=done.created, unchanged=done.unchanged
+        )
 
     async def RemoveHook(
         self, request: agent_pb2.HookRef, context: Ctx

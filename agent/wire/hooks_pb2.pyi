@@ -87,6 +87,7 @@ class HookSpec(_message.Message):
     RATE_FIELD_NUMBER: _builtins.int
     BURST_FIELD_NUMBER: _builtins.int
     COMMAND_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Hook id, [a-z0-9][a-z0-9._-]{0,63}. The parser derives a stable one from the canonical
     command when none is given, so pushing the same command twice is idempotent.
@@ -119,6 +120,10 @@ class HookSpec(_message.Message):
     """The command text as given."""
     @_builtins.property
     def output(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def owner(self) -> Global___HookOwner:
+        """Who set the hook through `ioinctl apply` (absent for hooks pushed by hand)."""
+
     def __init__(
         self,
         *,
@@ -140,10 +145,11 @@ class HookSpec(_message.Message):
         rate: _builtins.int = ...,
         burst: _builtins.int = ...,
         command: _builtins.str = ...,
+        owner: Global___HookOwner | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_buffer", b"_buffer", "_core", b"_core", "_pid", b"_pid", "_port", b"_port", "_set_value", b"_set_value", "buffer", b"buffer", "core", b"core", "pid", b"pid", "port", b"port", "set_value", b"set_value"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_buffer", b"_buffer", "_core", b"_core", "_pid", b"_pid", "_port", b"_port", "_set_value", b"_set_value", "buffer", b"buffer", "core", b"core", "owner", b"owner", "pid", b"pid", "port", b"port", "set_value", b"set_value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_buffer", b"_buffer", "_core", b"_core", "_pid", b"_pid", "_port", b"_port", "_set_value", b"_set_value", "break_", b"break_", "buffer", b"buffer", "burst", b"burst", "code", b"code", "command", b"command", "condition", b"condition", "core", b"core", "direction", b"direction", "id", b"id", "immediate", b"immediate", "output", b"output", "pid", b"pid", "port", b"port", "rate", b"rate", "script", b"script", "set_value", b"set_value", "short_circuit", b"short_circuit", "stage", b"stage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_buffer", b"_buffer", "_core", b"_core", "_pid", b"_pid", "_port", b"_port", "_set_value", b"_set_value", "break_", b"break_", "buffer", b"buffer", "burst", b"burst", "code", b"code", "command", b"command", "condition", b"condition", "core", b"core", "direction", b"direction", "id", b"id", "immediate", b"immediate", "output", b"output", "owner", b"owner", "pid", b"pid", "port", b"port", "rate", b"rate", "script", b"script", "set_value", b"set_value", "short_circuit", b"short_circuit", "stage", b"stage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__buffer: _TypeAlias = _typing.Literal["buffer"]  # noqa: Y015
     _WhichOneofArgType__buffer: _TypeAlias = _typing.Literal["_buffer", b"_buffer"]  # noqa: Y015
@@ -167,6 +173,36 @@ class HookSpec(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__set_value) -> _WhichOneofReturnType__set_value | None: ...
 
 Global___HookSpec: _TypeAlias = HookSpec  # noqa: Y015
+
+@_typing.final
+class HookOwner(_message.Message):
+    """Ownership of a policy-managed hook: kept with the hook on the agent, persisted, listed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_FIELD_NUMBER: _builtins.int
+    APPLIED_BY_FIELD_NUMBER: _builtins.int
+    APPLIED_NS_FIELD_NUMBER: _builtins.int
+    policy: _builtins.str
+    """the [[policy]] name in the applied file"""
+    applied_by: _builtins.str
+    """who ran `ioinctl apply` (user@host)"""
+    applied_ns: _builtins.int
+    """when (ns since the Unix epoch)"""
+    def __init__(
+        self,
+        *,
+        policy: _builtins.str = ...,
+        applied_by: _builtins.str = ...,
+        applied_ns: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_by", b"applied_by", "applied_ns", b"applied_ns", "policy", b"policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HookOwner: _TypeAlias = HookOwner  # noqa: Y015
 
 @_typing.final
 class Hook(_message.Message):

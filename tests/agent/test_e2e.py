@@ -41,7 +41,7 @@ async def ioinctl_push(command: str, *agents: AgentProc) -> str:
     )
     out, _ = await proc.communicate()
     assert proc.returncode == 0
-    ids: set[str] = {row["hook"]["id"] for row in json.loads(out)}
+    ids: set[str] = {row["hook"]["id"] for row in json.loads(out)["hosts"]}
     assert len(ids) == 1
     return ids.pop()
 
@@ -149,7 +149,9 @@ async def test_birth_is_retained_and_the_will_says_offline(
         assert birth["epoch"]
         a.stop(9)  # SIGKILL: the broker publishes the will
         await asyncio.sleep(1.0)
-    assert json.loads(got.other[-1][1]) == {"host": "e2e-life", "online": False}
+    will = json.loads(got.other[-1][1])  # the identity stays: discovery lists it as offline
+    assert (will["host"], will["online"], will["epoch"]) == ("e2e-life", False, birth["epoch"])
+    assert will["address"] == a.address
 
 
 async def test_restart_restores_hooks(agent_factory: Callable[..., AgentProc]) -> None:

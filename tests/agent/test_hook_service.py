@@ -59,7 +59,7 @@ def test_a_refusal_quotes_a_long_value_shortened() -> None:
 def test_a_bare_spec_is_normalized_as_the_parser_writes_it(tmp_path: Path) -> None:
     svc, changes = service(tmp_path)
     spec = hooks_pb2.HookSpec(id="rtc", direction=hooks_pb2.DIRECTION_IN, port=0x70, rate=7)
-    hook, created = svc.set(spec=spec)
+    hook, created, _ = svc.set(spec=spec)
     assert created
     assert (hook.spec.stage, hook.spec.burst) == (hooks_pb2.STAGE_PRE, 7)
     assert disagreement(parse("!ioin 70 rate 7 imm no", hook_id="rtc"), hook.spec) is None

@@ -12,7 +12,7 @@ from controller import views
 from controller.client import HostResult
 from controller.errors import AgentUnreachable, RemoteError
 from controller.inventory import Host
-from controller.render import Output, render
+from controller.render import Output, Report
 from tests.controller.conftest import Cli
 from tests.harness import free_port
 
@@ -87,11 +87,12 @@ def test_all_hosts_unreachable_exits_1_and_names_each(cli: Cli) -> None:
     run = cli("hooks", "list", "--hosts", ",".join(dead), "--insecure", "-o", "json")
     assert run.code == 1
     doc = json.loads(run.out)
-    assert [d["address"] for d in doc] == dead
-    assert all(d["error"]["kind"] == "unreachable" for d in doc)
+    assert [d["address"] for d in doc["hosts"]] == dead
+    assert all(d["error"]["kind"] == "refused" for d in doc["hosts"])
     for address in dead:
         assert f"ioinctl: {address}: unreachable: " in run.err
-    assert "2 of 2 hosts failed" in run.err
+    assert doc["summary"]["failed"] == 2
+    assert "hooks list: 2 hosts, 0 ok, 2 failed, " in run.err
 
 
 def _results() -> list[HostResult[agent_pb2.SetHookResponse]]:
@@ -101,21 +102,41 @@ def _results() -> list[HostResult[agent_pb2.SetHookResponse]]:
         HostResult(
             Host("a", "10.0.0.1:1"), value=agent_pb2.SetHookResponse(hook=hook, created=True)
         ),
-        HostResult(Host("b", "10.0.0.2:1"), error=AgentUnreachable("b", "10.0.0.2:1", "refused")),
-        HostResult(Host("c", "10.0.0.3:1"), error=RemoteError("c", "INVALID_ARGUMENT", "no [pid]")),
+        HostResult(
+            Host("b", "10.0.0.2:1"), error=AgentUnreachable("b", "10.0.0.2:1", "refused", "refused")
+        ),
+        HostResult(
+            Host("c", "10.0.0.3:1"),
+            error=RemoteError("c", "INVALID_ARGUMENT", "no [pid]\x1b[2J\x00"),
+        ),
     ]
 
 
-def test_push_json_has_one_object_per_host(capsys: pytest.CaptureFixture[str]) -> None:
-    render(_results(), views.PUSH, Output.JSON)
-    doc = json.loads(capsys.readouterr().out)
+def test_push_json_has_a_summary_and_one_object_per_host(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    Report("push", views.PUSH, Output.JSON).finish(_results(), 1.5)
+    out, err = capsys.readouterr()
+    whole = json.loads(out)
+    assert whole["summary"] == {
+        "command": "push",
+        "hosts": 3,
+        "ok": 1,
+        "outcomes": {"created": 1},
+        "failed": 2,
+        "not_attempted": 0,
+        "elapsed_s": 1.5,
+    }
+    assert err.splitlines()[-1] == "push: 3 hosts, 1 ok (1 created), 2 failed, 1.50 s"
+    doc = whole["hosts"]
     assert [d["host"] for d in doc] == ["a", "b", "c"]
+    assert [d["state"] for d in doc] == ["ok", "failed", "failed"]
     assert doc[0]["ok"] is True
     assert doc[0]["created"] is True
     assert doc[0]["hook"]["spec"] == lang.spec_to_json(lang.parse("!ioin 0x3f8"))
     assert doc[0]["hook"]["hits"] == 3
     assert doc[1]["error"] == {
-        "kind": "unreachable",
+        "kind": "refused",
         "code": None,
         "message": "b (10.0.0.2:1): unreachable: refused",
     }
@@ -123,22 +144,58 @@ def test_push_json_has_one_object_per_host(capsys: pytest.CaptureFixture[str]) -
     assert "hook" not in doc[1]
 
 
-def test_push_table_shows_result_action_and_error(
+def _rows(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("│")]
+
+
+def test_push_table_lists_failures_first_then_groups(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "200")
-    render(_results(), views.PUSH, Output.TABLE)
+    Report("push", views.PUSH, Output.TABLE).finish(_results(), 0.25)
     out, err = capsys.readouterr()
-    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.startswith("│")}
-    assert "created" in rows["a"]
-    assert "ok" in rows["a"]
-    assert "unreachable (10.0.0.2:1): refused" in rows["b"]
-    assert "INVALID_ARGUMENT: no [pid]" in rows["c"]  # brackets are text, not rich markup
+    rows = _rows(out)
+    assert [r.split("│")[1].strip() for r in rows] == ["b", "c", "a"]
+    assert "refused: refused" in rows[0]
+    assert "INVALID_ARGUMENT: no [pid]?[2J?" in rows[1]  # control bytes cleaned; no markup
+    assert "created" in rows[2]
+    assert out.splitlines()[-1] == "push: 3 hosts, 1 ok (1 created), 2 failed, 0.25 s"
     assert err.splitlines() == [
         "ioinctl: b (10.0.0.2:1): unreachable: refused",
-        "ioinctl: c: INVALID_ARGUMENT: no [pid]",
-        "ioinctl: 2 of 3 hosts failed",
+        "ioinctl: c: INVALID_ARGUMENT: no [pid]?[2J?",
     ]
+
+
+def test_identical_results_are_grouped_and_wide_shows_every_row(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    hook = hooks_pb2.Hook(spec=lang.parse("!ioin 0x3f8"), enabled=True)
+    same = agent_pb2.SetHookResponse(hook=hook, unchanged=True)
+    results = [HostResult(Host(f"h{i}", f"10.0.0.{i}:1"), value=same) for i in range(50)]
+    Report("push", views.PUSH, Output.TABLE).finish(results, 1.0)
+    out = capsys.readouterr().out
+    [row] = _rows(out)
+    assert "50 hosts (h0, h1, h2, …)" in row
+    assert "unchanged" in row
+    assert out.splitlines()[-1] == "push: 50 hosts, 50 ok (50 unchanged), 0 failed, 1.00 s"
+    Report("push", views.PUSH, Output.TABLE, wide=True).finish(results, 1.0)
+    assert len(_rows(capsys.readouterr().out)) == 50
+
+
+def test_jsonl_streams_one_object_per_result(capsys: pytest.CaptureFixture[str]) -> None:
+    report = Report("push", views.PUSH, Output.JSONL)
+    results = _results()
+    report.on_result(results[1])
+    assert json.loads(capsys.readouterr().out)["host"] == "b"  # printed as it arrives
+    report.on_result(results[0])
+    report.on_result(results[2])
+    report.finish(results, 0.5)
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [d["host"] for d in lines] == ["a", "c"]
+    assert lines[0]["hook"]["id"] == results[0].value.hook.spec.id  # type: ignore[union-attr]
+    assert err.splitlines()[-1] == "push: 3 hosts, 1 ok (1 created), 2 failed, 0.50 s"
 
 
 def test_status_view() -> None:
@@ -146,10 +203,15 @@ def test_status_view() -> None:
         host="h1", version="0.1", backend="sim", capabilities=["in", "out"], broker_connected=True
     )
     status.counters.add(name="events", value=5)
-    assert views.STATUS.rows(status) == [["h1", "0.1", "sim", "in,out", 0, True, "events=5"]]
+    status.labels.update({"role": "web", "dc": "fra1"})
+    assert views.STATUS.rows(status) == [["h1", "0.1", "sim", 0, True, "dc=fra1,role=web"]]
     doc = views.STATUS.fields(status)
     assert doc["counters"] == {"events": 5}
     assert doc["broker_connected"] is True
+    assert doc["labels"] == {"role": "web", "dc": "fra1"}
+    detail = dict(views.status_detail(status))
+    assert detail["capabilities"] == "in, out"
+    assert detail["counter events"] == "5"
 
 
 def test_environment_chooses_plain_grpc(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,8 +17,9 @@ import grpc.aio
 import pytest
 
 from agent.wire import agent_pb2, agent_pb2_grpc, hooks_pb2
-from controller.client import HostResult, Targets, exit_code, fan_out, translate
+from controller.client import HostResult, exit_code, translate
 from controller.errors import AgentUnreachable, RemoteError
+from controller.fanout import Targets, fan_out
 from controller.inventory import Host
 from controller.security import Security, choose_security
 from tests.controller.conftest import Cli
@@ -96,13 +97,15 @@ async def test_fan_out_keeps_the_inventory_order_and_isolates_failures(fake: str
     assert isinstance(results[0].error, AgentUnreachable)
     assert results[0].error.address == dead
     assert "Connection refused" in results[0].error.reason
+    assert results[0].error.kind == "refused"
     assert results[1].value is not None
     assert results[1].value.host == "fake"
 
 
 async def test_not_found_and_invalid_argument_keep_the_agents_reason(fake: str) -> None:
     ref = agent_pb2.HookRef(id="uart")
-    [rm] = await fan_out(targets(fake), lambda s, d: s.RemoveHook(ref, timeout=d), ("hook", "uart"))
+    call = lambda s, d: s.RemoveHook(ref, timeout=d)  # noqa: E731
+    [rm] = await fan_out(targets(fake), call, about=("hook", "uart"))
     assert isinstance(rm.error, RemoteError)
     assert str(rm.error) == "h0: NOT_FOUND: no hook with id 'uart'"
     [ls] = await fan_out(
@@ -127,6 +130,7 @@ async def test_a_hanging_agent_misses_the_deadline(fake: str) -> None:
     assert loop.time() - start < 2
     assert isinstance(r.error, AgentUnreachable)
     assert r.error.reason == "no answer within 0.3 s"
+    assert r.error.kind == "timeout"
 
 
 def test_translate_names_what_the_call_was_about() -> None:
@@ -159,6 +163,7 @@ async def test_mutual_tls(tmp_path: Path) -> None:
         )
         [r] = await fan_out(Targets([Host("a", address)], bad), call)
         assert isinstance(r.error, AgentUnreachable)
+        assert r.error.kind == "tls", r.error
         plain = await fan_out(targets(address), call)
         assert isinstance(plain[0].error, AgentUnreachable)
     finally:

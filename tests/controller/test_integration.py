@@ -30,16 +30,18 @@ def test_push_to_two_agents_then_again(cli: Cli, agent_factory: Factory) -> None
     a, b = agent_factory("ctl-push-a"), agent_factory("ctl-push-b")
     run = cli("push", "!ioin 0x3f8", "--hosts", hosts(a, b), "--insecure")
     assert run.code == 0, run.err
-    rows = [line for line in run.out.splitlines() if line.startswith("│")]
-    assert len(rows) == 2
-    for agent, row in zip((a, b), rows, strict=True):
-        assert agent.address in row
-        assert "ok" in row
-        assert "created" in row
+    [row] = [line for line in run.out.splitlines() if line.startswith("│")]
+    assert f"2 hosts ({a.address}, {b.address})" in row  # identical results: one group
+    assert "ok" in row
+    assert "created" in row
+    assert run.out.splitlines()[-1].startswith("push: 2 hosts, 2 ok (2 created), 0 failed, ")
+    wide = cli("push", "!ioin 0x3f8", "--hosts", hosts(a, b), "--insecure", "--wide")
+    rows = [line for line in wide.out.splitlines() if line.startswith("│")]
+    assert [agent.address in row for agent, row in zip((a, b), rows, strict=True)] == [True] * 2
     again = cli("push", "!IOIN 3F8", "--hosts", hosts(a, b), "--insecure", "-o", "json")
     assert again.code == 0, again.err
-    doc = json.loads(again.out)
-    assert [d["created"] for d in doc] == [False, False]  # same canonical hook: replaced
+    doc = json.loads(again.out)["hosts"]
+    assert [d["created"] for d in doc] == [False, False]  # same canonical hook: not created
     assert len({d["hook"]["id"] for d in doc}) == 1
 
 
@@ -49,7 +51,7 @@ def test_one_live_one_dead_exits_2(cli: Cli, agent_factory: Factory) -> None:
     run = cli("push", "!ioout 0x80", "--id", "post", "--hosts", f"{a.address},{dead}", "--insecure")
     assert run.code == 2
     assert f"ioinctl: {dead}: unreachable: " in run.err
-    assert "1 of 2 hosts failed" in run.err
+    assert "push: 2 hosts, 1 ok (1 created), 1 failed, " in run.out
 
 
 def test_hooks_list_disable_enable_rm(cli: Cli, agent_factory: Factory, tmp_path: Path) -> None:
@@ -64,7 +66,7 @@ def test_hooks_list_disable_enable_rm(cli: Cli, agent_factory: Factory, tmp_path
     def listed() -> list[dict[str, object]]:
         run = cli("hooks", "list", *opts)
         assert run.code == 0, run.err
-        [host] = json.loads(run.out)
+        [host] = json.loads(run.out)["hosts"]
         assert host["host"] == "alpha"
         return [{"id": h["id"], "enabled": h["enabled"]} for h in host["hooks"]]
 
@@ -73,7 +75,7 @@ def test_hooks_list_disable_enable_rm(cli: Cli, agent_factory: Factory, tmp_path
     assert listed() == [{"id": "rtc", "enabled": True}]
     assert cli("hooks", "disable", "rtc", *opts).code == 0
     assert listed() == [{"id": "rtc", "enabled": False}]
-    table = cli("hooks", "list", "--inventory", str(inv))
+    table = cli("hooks", "list", "--inventory", str(inv), "--wide")
     assert "alpha" in table.out
     assert "!ioin 0x70 core 1" in table.out
     assert cli("hooks", "rm", "rtc", *opts).code == 0
@@ -89,15 +91,20 @@ def test_status(cli: Cli, agent_factory: Factory, mosquitto: Broker) -> None:
     cli("push", "!ioin 0x3f8", "--hosts", a.address, "--insecure")
     run = cli("status", "--hosts", a.address, "--insecure", "-o", "json")
     assert run.code == 0, run.err
-    [doc] = json.loads(run.out)
+    [doc] = json.loads(run.out)["hosts"]
     assert doc["host_id"] == "ctl-status"
     assert doc["backend"] == "sim"
     assert "in" in doc["capabilities"]
     assert len(doc["hooks"]) == 1
     assert isinstance(doc["counters"], dict)
     table = cli("status", "--hosts", a.address, "--insecure")
-    assert "ctl-status" in table.out
-    assert "sim" in table.out
+    [row] = [line for line in table.out.splitlines() if line.startswith("│")]
+    assert "ctl-status" in row
+    assert "sim" in row
+    detail = cli("status", a.address, "--hosts", a.address, "--insecure")
+    assert detail.code == 0, detail.err
+    assert "counter events_matched" in detail.out
+    assert "capabilities" in detail.out
 
 
 def test_an_agent_refusal_shows_its_reason(cli: Cli, agent_factory: Factory) -> None:

@@ -25,7 +25,7 @@ def test_mutual_tls_admits_the_fleet_ca_and_refuses_everything_else(
     ours = ["--ca", str(pki.ca), "--cert", str(pki.client_cert), "--key", str(pki.client_key)]
     ok = ioinctl("push", "!ioin 0x3f8", "--hosts", agent.address, *ours, "-o", "json")
     assert ok.returncode == 0, ok.stderr
-    assert json.loads(ok.stdout)[0]["created"] is True
+    assert json.loads(ok.stdout)["hosts"][0]["created"] is True
 
     plain = ioinctl("hooks", "list", "--hosts", agent.address, "--insecure")
     assert plain.returncode == 1

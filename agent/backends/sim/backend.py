@@ -25,12 +25,22 @@ from agent.wire import agent_pb2
 
 __all__ = ["SimBackend"]
 
-TICK_S = 0.01  # generation granularity: rate * 10 ms accesses per tick
+TICK_S = 0.01  # generation granularity: rate * 10 ms accesses per tick (at rates >= 1,600/s)
+IDLE_TICK_S = 1.0  # the longest tick: at low rates (and rate 0) an idle agent sleeps this long
+LOW_RATE_ACCESSES = 16  # accesses per tick below 1,600/s (the tick grows instead of shrinking n)
 CHUNK = 2048  # accesses generated between two yields to the event loop
 CACHE_MAX = 1 << 16  # (flags, port, vm, core) -> rules entries kept between table changes
 IN, OUT = Direction.IN, Direction.OUT
 SIZE_1 = 1 << 1  # EventColumns.flags: size 1 (bits 1-3), pre stage, no other bit
 FLAGS_IN, FLAGS_OUT = SIZE_1, SIZE_1 | F_OUT
+
+
+def _tick(rate: float) -> float:
+    """10 ms ticks from 1,600 accesses/s up; below, ticks of about 16 accesses, up to a second:
+    a quiet simulated guest costs a wake-up a second, not a hundred (bench/bench_idle.py)."""
+    if rate <= 0:
+        return IDLE_TICK_S
+    return min(max(TICK_S, LOW_RATE_ACCESSES / rate), IDLE_TICK_S)
 
 
 def _is_plain(rule: HookRule) -> bool:
@@ -89,9 +99,10 @@ class SimBackend:
         self._sink = sink
         ready()
         carry = 0.0
+        tick = _tick(self._config.rate)
         next_tick = time.monotonic()
         while True:
-            carry += self._config.rate * TICK_S
+            carry += self._config.rate * tick
             n, carry = int(carry), carry - int(carry)
             self._expire_breaks()
             for chunk in range(0, n, CHUNK):  # share the loop with the pipeline and publisher
@@ -103,7 +114,7 @@ class SimBackend:
                 if n > CHUNK:
                     await asyncio.sleep(0)
             self.accesses += n
-            next_tick += TICK_S
+            next_tick += tick
             delay = next_tick - time.monotonic()
             if delay < -1.0:  # far behind (suspended, overloaded): don't try to catch up
                 next_tick = time.monotonic()

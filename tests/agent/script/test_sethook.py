@@ -46,7 +46,7 @@ def test_kvm_trace_refuses_scripts_that_act_naming_the_capability(
 
 
 def test_kvm_trace_takes_scripts_that_only_observe() -> None:
-    hook, created = TRACE.set(
+    hook, created, _ = TRACE.set(
         command='!ioin 70 condition { @al != 0 } script { .n = .n + 1; printf("%d", .n); }'
     )
     assert created

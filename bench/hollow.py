@@ -1,0 +1,75 @@
+"""Hollow agents (as kubemark runs hollow kubelets): many real agents in one process.
+
+Each hollow agent is the real agent minus its event sources: the real :class:`AgentServicer`
+over a real agent core (hook table, hook store on disk, status, counters) with the real error
+interceptor, served by a gRPC server of its own on a port of its own with a certificate of its
+own (mutual TLS). The backend is built but never run, so nothing is generated and the agent
+costs nothing while idle: what is measured is the controller and the gRPC path.
+
+Run by bench/fleet.py: ``python bench/hollow.py SPEC.json READY_FD`` where the spec lists the
+agents (name, state_dir, cert, key) and the shared CA; the process writes one JSON line
+``{"ports": {name: port}}`` to ``READY_FD`` once every server listens, and serves until stdin
+closes. Its stdout and stderr (the agents' logs) go where the driver points them: a pipe
+nobody reads would fill and stop the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import grpc
+
+from agent.build import build_agent
+from agent.config import AgentConfig, GrpcConfig
+from agent.core import Agent
+from agent.rpc.errors import ErrorInterceptor
+from agent.rpc.server import AgentServicer
+from agent.wire import agent_pb2_grpc
+
+__all__ = ["hollow_agent", "main"]
+
+
+def hollow_agent(name: str, state_dir: str, tls: GrpcConfig) -> tuple[Agent, grpc.aio.Server, int]:
+    """One hollow agent and its own gRPC server (bound to a free port, not yet started)."""
+    config = AgentConfig(host=name, backend="sim", state_dir=state_dir, grpc=tls)
+    agent = build_agent(config)  # built, never entered: no backend runs, nothing is generated
+    server = grpc.aio.server(interceptors=[ErrorInterceptor()])
+    agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(agent), server)
+    key, cert, ca = (Path(p).read_bytes() for p in (tls.key, tls.cert, tls.ca))
+    creds = grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=ca, require_client_auth=True
+    )
+    port = server.add_secure_port("127.0.0.1:0", creds)
+    return agent, server, port
+
+
+async def serve(spec: dict[str, Any], ready_fd: int) -> None:
+    servers: list[grpc.aio.Server] = []
+    ports: dict[str, int] = {}
+    for a in spec["agents"]:
+        tls = GrpcConfig(listen="127.0.0.1:0", cert=a["cert"], key=a["key"], ca=spec["ca"])
+        _, server, port = hollow_agent(a["name"], a["state_dir"], tls)
+        await server.start()
+        servers.append(server)
+        ports[a["name"]] = port
+    with os.fdopen(ready_fd, "w") as ready:
+        ready.write(json.dumps({"ports": ports}) + "\n")
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.read)  # until the driver closes our stdin
+    await asyncio.gather(*(s.stop(None) for s in servers))
+
+
+def main() -> None:
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    asyncio.run(serve(spec, int(sys.argv[2])))
+
+
+if __name__ == "__main__":
+    main()
