@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 SRC   := agent controller aggregator tests bench tools
 
-.PHONY: all bootstrap demo test check fmt proto guests bench clean
+.PHONY: all bootstrap demo test check fmt proto guests bench clean fuzz
 
 all: test
 
@@ -29,6 +29,10 @@ fmt: bootstrap
 
 test: bootstrap guests check
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The fuzz targets for minutes (FUZZ_SECONDS each, default 60); `make test` runs them briefly.
+fuzz: bootstrap
+	IOIN_FUZZ_SECONDS=$${FUZZ_SECONDS:-60} $(PY) -m pytest tests/fuzz -q --timeout=0
 
 proto: bootstrap
 	$(PY) tools/genproto.py

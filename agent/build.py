@@ -25,6 +25,7 @@ from agent.publish.mqtt import Publisher
 from agent.publish.outbox import Outbox
 from agent.publish.route import BusRoute
 from agent.publish.spool import Spool
+from agent.rpc.limits import LimitInterceptor
 from agent.runtime import Runtime
 from agent.state import HookStore
 from agent.status import AgentStatus, Identity
@@ -44,33 +45,41 @@ def build_agent(config: AgentConfig, *, backend: Backend | None = None) -> Agent
     """An agent that serves and publishes; enter it, then ``run`` it."""
     me = Identity.new(config.host)
     backend = backend or load_backend(config)
-    table = HookTable()
-    hooks = _hooks(table, backend, HookStore(config.state_dir))
+    table = HookTable(config.limits.max_hooks)
+    hooks = _hooks(config, table, backend, HookStore(config.state_dir))
     spool = Spool(Path(config.state_dir) / "spool.db", config.mqtt.spool_mb * 1024 * 1024)
     outbox = Outbox(spool)
     route = BusRoute(me.host, me.epoch, outbox, config.mqtt.format)
     pipeline = _pipeline(config, table, route)
     publisher = Publisher(me.host, config.mqtt, outbox, lambda: status.birth())
-    status = AgentStatus(me, table, backend, pipeline, outbox, publisher, config.labels)
-    runtime = Runtime(hooks, backend, pipeline, restore=config.hooks, closers=(spool.close,))
-    return Agent(runtime, publisher, route, status)
+    limits = LimitInterceptor(config.limits.max_rpcs, config.limits.max_streams)
+    status = AgentStatus(
+        me, table, backend, pipeline, outbox, publisher, config.labels, limits.counts
+    )
+    closers = (spool.close, hooks.close)
+    runtime = Runtime(hooks, backend, pipeline, restore=config.hooks, closers=closers)
+    return Agent(runtime, publisher, route, status, limits)
 
 
 def build_local(config: AgentConfig, output: Output, *, backend: Backend | None = None) -> Runtime:
     """A backend and pipeline printing to ``output``; hooks from the config and the caller."""
     backend = backend or load_backend(config)
-    table = HookTable()
-    hooks = _hooks(table, backend, None)
+    table = HookTable(config.limits.max_hooks)
+    hooks = _hooks(config, table, backend, None)
     return Runtime(hooks, backend, _pipeline(config, table, output), restore=config.hooks)
 
 
-def _hooks(table: HookTable, backend: Backend, store: HookStore | None) -> HookService:
+def _hooks(
+    config: AgentConfig, table: HookTable, backend: Backend, store: HookStore | None
+) -> HookService:
     return HookService(
         table,
         store,
         capabilities=backend.capabilities,
         backend_name=backend.name,
         changed=backend.hooks_changed,
+        max_command=config.limits.max_command,
+        max_nesting=config.limits.max_nesting,
     )
 
 

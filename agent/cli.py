@@ -78,6 +78,7 @@ def run(
             kvm_trace__tracefs=tracefs,
             kvm_trace__buffer_kib=trace_buffer_kib,
         )
+        _preflight(cfg)
         _setup(cfg)
         asyncio.run(_serve(cfg))
     except AgentError as exc:
@@ -97,6 +98,15 @@ def _labels(flags: list[str]) -> dict[str, str]:
             raise ConfigError(f"--label {flag}: {exc}") from None
         labels[key] = value
     return labels
+
+
+def _preflight(cfg: AgentConfig) -> None:
+    """The machine checked before anything opens: one line per problem, never a traceback."""
+    from agent.preflight import preflight
+
+    problems = preflight(cfg)
+    if problems:
+        raise ConfigError(problems)
 
 
 def _setup(cfg: AgentConfig) -> None:

@@ -14,13 +14,17 @@ from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from agent.config_rules import range_problems
 from agent.errors import ConfigError
+from agent.hooks.lang import MAX_COMMAND, MAX_NESTING
+from agent.hooks.table import MAX_HOOKS
 from agent.model import ID_PATTERN, check_label
 
 __all__ = [
     "AgentConfig",
     "GrpcConfig",
     "KvmConfig",
+    "LimitsConfig",
     "MetricsConfig",
     "MqttConfig",
     "SimConfig",
@@ -172,6 +176,17 @@ class TraceConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """What one agent accepts at most; beyond each, a refusal naming the limit."""
+
+    max_hooks: int = MAX_HOOKS  # hooks held; one more is RESOURCE_EXHAUSTED
+    max_command: int = MAX_COMMAND  # characters of one hook command (scripts included)
+    max_nesting: int = MAX_NESTING  # nested braces in a command's blocks
+    max_rpcs: int = 256  # unary gRPC calls served at once; more: RESOURCE_EXHAUSTED
+    max_streams: int = 64  # server streams (health Watch) at once; more: refused
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     host: str = field(default_factory=default_host_id)
     backend: str = "sim"
@@ -185,6 +200,7 @@ class AgentConfig:
     sim: SimConfig = field(default_factory=SimConfig)
     kvm: KvmConfig = field(default_factory=KvmConfig)
     kvm_trace: TraceConfig = field(default_factory=TraceConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
     def with_overrides(self, **flags: Any) -> AgentConfig:
         """Apply command-line flags (``None`` means not given); dotted names reach sections."""
@@ -336,6 +352,7 @@ def parse_config(data: Mapping[str, Any]) -> AgentConfig:
         "mqtt": r.build(MqttConfig, r.section(data, "mqtt"), "mqtt."),
         "metrics": r.build(MetricsConfig, r.section(data, "metrics"), "metrics."),
         "kvm_trace": r.build(TraceConfig, r.section(data, "kvm_trace"), "kvm_trace."),
+        "limits": r.build(LimitsConfig, r.section(data, "limits"), "limits."),
     }
     sim = r.section(data, "sim")
     sections["sim"] = r.build(SimConfig, sim, "sim.", ports=_sim_ports(r, sim.get("ports")))
@@ -364,7 +381,6 @@ _CHECKS: list[tuple[str, Callable[[AgentConfig], bool], str]] = [
     ("mqtt.batch_ms", lambda c: 1 <= c.mqtt.batch_ms <= 60_000, "out of range 1..60000"),
     ("mqtt.spool_mb", lambda c: 1 <= c.mqtt.spool_mb <= 1_000_000, "out of range 1..1000000"),
     ("mqtt.max_inflight", lambda c: 1 <= c.mqtt.max_inflight <= 65535, "out of range 1..65535"),
-    ("mqtt.catchup_rate", lambda c: c.mqtt.catchup_rate > 0, "must be positive"),
     ("mqtt.cafile", lambda c: not c.mqtt.tls or bool(c.mqtt.cafile), "required with tls = true"),
     (
         "mqtt.tls",
@@ -377,12 +393,6 @@ _CHECKS: list[tuple[str, Callable[[AgentConfig], bool], str]] = [
         "certfile and keyfile go together",
     ),
     (
-        "metrics.listen",
-        lambda c: c.metrics.listen == "" or c.metrics.listen.rpartition(":")[2].isdigit(),
-        "expected HOST:PORT, or empty for no metrics endpoint",
-    ),
-    ("grpc.listen", lambda c: c.grpc.listen.rpartition(":")[2].isdigit(), "expected HOST:PORT"),
-    (
         "grpc.advertise",
         lambda c: c.grpc.advertise == "" or c.grpc.advertise.rpartition(":")[2].isdigit(),
         "expected HOST:PORT, or empty to advertise the listening address",
@@ -392,14 +402,11 @@ _CHECKS: list[tuple[str, Callable[[AgentConfig], bool], str]] = [
         lambda c: c.grpc.insecure or bool(c.grpc.cert and c.grpc.key and c.grpc.ca),
         "set cert, key and ca for mutual TLS, or insecure = true for plain gRPC",
     ),
-    ("sim.rate", lambda c: 0 <= c.sim.rate <= 10_000_000, "out of range 0..10000000"),
     ("sim.vms", lambda c: 1 <= c.sim.vms <= 4096, "out of range 1..4096"),
     ("sim.cores", lambda c: 1 <= c.sim.cores <= 1024, "out of range 1..1024"),
     ("sim.ports", lambda c: bool(c.sim.ports), "needs at least one port"),
     ("sim.out_fraction", lambda c: 0.0 <= c.sim.out_fraction <= 1.0, "out of range 0..1"),
     ("kvm.on_fault", lambda c: c.kvm.on_fault in ("stop", "keep"), "one of stop, keep"),
-    ("kvm.break_timeout", lambda c: c.kvm.break_timeout > 0, "must be positive"),
-    ("kvm.flood_limit", lambda c: c.kvm.flood_limit >= 0, "must be 0 (off) or positive"),
     (
         "kvm_trace.buffer_kib",
         lambda c: 4 <= c.kvm_trace.buffer_kib <= 1 << 20,
@@ -409,7 +416,7 @@ _CHECKS: list[tuple[str, Callable[[AgentConfig], bool], str]] = [
 
 
 def _check(cfg: AgentConfig) -> list[str]:
-    return [f"{key}: {msg}" for key, ok, msg in _CHECKS if not ok(cfg)]
+    return [f"{key}: {msg}" for key, ok, msg in _CHECKS if not ok(cfg)] + range_problems(cfg)
 
 
 def load_config(path: str | Path | None) -> AgentConfig:
@@ -418,9 +425,15 @@ def load_config(path: str | Path | None) -> AgentConfig:
         return AgentConfig()
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text())
+        text = p.read_bytes().decode("utf-8")
+        data = tomllib.loads(text)
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        bad = f"byte {exc.start} is {exc.object[exc.start]:#04x}"
+        raise ConfigError(f"{p}: not UTF-8 ({bad})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise ConfigError(f"{p}: not valid TOML: arrays or tables nested too deeply") from None
     return parse_config(data)

@@ -18,6 +18,8 @@ from agent.hooks.service import HookService, SetOutcome
 from agent.notices import Notice, NoticeKind
 from agent.publish.mqtt import Publisher
 from agent.publish.route import BusRoute
+from agent.rpc.limits import LimitInterceptor
+from agent.rpc.paging import list_page
 from agent.runtime import Runtime, Task
 from agent.status import AgentStatus, Identity
 from agent.wire import agent_pb2, hooks_pb2
@@ -29,9 +31,15 @@ class Agent:
     """One ioind: ``async with build_agent(config) as agent: await agent.run(serve)``."""
 
     def __init__(
-        self, runtime: Runtime, publisher: Publisher, route: BusRoute, status: AgentStatus
+        self,
+        runtime: Runtime,
+        publisher: Publisher,
+        route: BusRoute,
+        status: AgentStatus,
+        call_limits: LimitInterceptor,
     ) -> None:
         self._runtime = runtime
+        self.call_limits = call_limits  # the server's caps on concurrent calls (limits.max_*)
         self._hooks: HookService = runtime.hooks
         self._publisher = publisher
         self._route = route
@@ -79,8 +87,9 @@ class Agent:
     def enable_hook(self, hook_id: str, enabled: bool) -> hooks_pb2.Hook:
         return self._hooks.enable(hook_id, enabled)
 
-    def list_hooks(self) -> list[hooks_pb2.Hook]:
-        return self._hooks.hooks()
+    def list_hooks(self, page_size: int, page_token: str) -> agent_pb2.ListHooksResponse:
+        """One page of the hooks, in id order (``agent.rpc.paging``)."""
+        return list_page(self._hooks.table, page_size, page_token)
 
     def held(self, hook_id: str) -> hooks_pb2.HookSpec | None:
         """The spec held under ``hook_id`` (the role policy judges changes to it by this)."""

@@ -12,7 +12,10 @@ makes of each record, so the two tools print the same line for the same event::
 
 Times are UTC (a fleet spans time zones). Optional keys may be missing or ``None`` (a consumer's
 defaults); the required ones are ``ts``, ``host``, ``seq``, ``hook_id``, ``dir`` and ``port``.
-Part of the public contract: imports nothing from the agent.
+Text from the event (host, hook id, VM name, stage, break id) goes through
+:func:`agent.model.printable`: control characters escaped, length bounded, so a hostile
+publisher cannot drive the operator's terminal. Part of the public contract: imports only
+``agent.model`` (itself a leaf).
 """
 
 from __future__ import annotations
@@ -22,23 +25,28 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.model import printable
+
 __all__ = ["DATA_SHOWN", "event_line"]
 
 DATA_SHOWN = 8  # elements of a string access's data printed (the JSON form has them all)
+_TEXT_SHOWN = 256  # characters of any one text field printed
 
 
 def event_line(ev: Mapping[str, Any]) -> str:
     """One line: time, host, seq, hook, direction, port, size, value, VM/vCPU, stage, actions."""
     when = datetime.fromtimestamp(ev["ts"] / 1e9, UTC).strftime("%H:%M:%S.%f")
     arrow = "IN " if ev["dir"] == "in" else "OUT"
-    vm = f"vm {ev.get('vm') or 0}" + (f" ({ev['vm_name']})" if ev.get("vm_name") else "")
+    name = printable(str(ev.get("vm_name") or ""), _TEXT_SHOWN)
+    vm = f"vm {ev.get('vm') or 0}" + (f" ({name})" if name else "")
+    host, hook = printable(str(ev["host"]), _TEXT_SHOWN), printable(str(ev["hook_id"]), _TEXT_SHOWN)
     parts = [
-        f"{when} {ev['host']} #{ev['seq']} {ev['hook_id']} {arrow} port {ev['port']:#06x}",
+        f"{when} {host} #{ev['seq']} {hook} {arrow} port {ev['port']:#06x}",
         f"size {ev.get('size') or 1} value {ev.get('value') or 0:#x}",
         f"{vm} vcpu {ev.get('vcpu') or 0}",
     ]
     if ev.get("stage") not in (None, "pre"):
-        parts.append(str(ev["stage"]))  # post: the access has been emulated
+        parts.append(printable(str(ev["stage"]), _TEXT_SHOWN))  # post: the access was emulated
     parts += _string_part(ev)
     if ev.get("rip") is not None:
         parts.append(f"rip {ev['rip']:#x}")
@@ -47,7 +55,7 @@ def event_line(ev: Mapping[str, Any]) -> str:
     if ev.get("skipped"):
         parts.append("skipped")
     if ev.get("break_id"):
-        parts.append(f"break {ev['break_id']}")
+        parts.append(f"break {printable(str(ev['break_id']), _TEXT_SHOWN)}")
     if ev.get("output"):  # what the hook's script printed, quoted: the line stays one line
         parts.append(f"output {json.dumps(ev['output'])}")
     return " ".join(parts)

@@ -27,7 +27,21 @@ _COUNTERS = {
     "events_sequenced": "Events numbered (past the rate limit)",
     "events_published": "Events acknowledged by the broker",
     "events_suppressed": "Events suppressed by per-hook rate limits",
+    "spool_disk_full": "Times the spool found the disk full (and dropped its oldest batches)",
 }
+
+
+def _calls(counters: dict[str, int]) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    """gRPC calls running and refused over limits.max_rpcs / max_streams, by kind."""
+    refused = CounterMetricFamily(
+        "ioind_rpc_refused", "gRPC calls refused over their cap", labels=["kind"]
+    )
+    active = GaugeMetricFamily("ioind_rpc_active", "gRPC calls being served", labels=["kind"])
+    for kind, prefix in (("unary", "rpc"), ("stream", "streams")):
+        refused.add_metric([kind], counters.get(f"{prefix}_refused", 0))
+        active.add_metric([kind], counters.get(f"{prefix}_active", 0))
+    yield refused
+    yield active
 
 
 class AgentCollector(Collector):
@@ -59,6 +73,7 @@ class AgentCollector(Collector):
             "ioind_broker_connected", "1 when connected to the broker", value=int(status.connected)
         )
         yield GaugeMetricFamily("ioind_hooks", "Hooks in the table", value=status.hook_count())
+        yield from _calls(counters)
         backend = GaugeMetricFamily("ioind_backend", "Backend counters", labels=["name"])
         for name, n in status.backend_counters().items():
             backend.add_metric([name], n)

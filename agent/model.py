@@ -15,11 +15,13 @@ __all__ = [
     "LABEL_VALUE",
     "MAX_PORT",
     "REQUEST_ID",
+    "SHOWN_ID",
     "Capability",
     "Direction",
     "Stage",
     "check_id",
     "check_label",
+    "printable",
 ]
 
 # gRPC trailing metadata on every refusal by an agent: tells an agent's answer apart from a
@@ -42,11 +44,32 @@ def check_label(key: str, value: str) -> None:
         raise ValueError(f"label '{key}': value '{value}' is not a valid label value")
 
 
+SHOWN_ID = 80  # characters of an id an error message shows: input is never echoed unbounded
+
+
 def check_id(kind: str, value: str) -> str:
     """Return ``value`` if it is a valid host or hook id, else raise ``ValueError`` naming it."""
     if not ID_PATTERN.match(value):
-        raise ValueError(f"invalid {kind} '{value}': must match [a-z0-9][a-z0-9._-]{{0,63}}")
+        shown = printable(value, SHOWN_ID)
+        raise ValueError(f"invalid {kind} '{shown}': must match [a-z0-9][a-z0-9._-]{{0,63}}")
     return value
+
+
+# C0 controls, DEL, C1 controls, and the Unicode bidi overrides / isolates (they reorder text).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str, limit: int = 1024) -> str:
+    """``text`` safe for a terminal: control characters as ``\\xNN`` / ``\\uNNNN``, at most
+    ``limit`` characters (an ellipsis and the cut count mark a cut)."""
+    cut = len(text) - limit
+    shown = _CONTROL.sub(_escape, text[:limit] if cut > 0 else text)
+    return f"{shown}…(+{cut})" if cut > 0 else shown
+
+
+def _escape(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 class Direction(IntEnum):

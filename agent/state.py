@@ -1,37 +1,56 @@
 """Hooks on disk, so an agent restart restores them exactly as they were set.
 
-``<state_dir>/hooks.json`` (format 2) holds every hook's full ``HookSpec`` (protobuf's JSON
-mapping, field names as in ``hooks.proto``) and its enabled flag; it is rewritten atomically
-(write to a temporary file, fsync, rename) after every change::
+``<state_dir>/hooks.db`` (SQLite, rollback journal, ``synchronous=FULL``) holds one row per hook:
+its id, its full ``HookSpec`` (serialized protobuf), its enabled flag, and ``seq``, which orders
+the hooks as they were last set (so a restart keeps "newest first"). One change is one row
+written in one transaction: it costs O(log hooks), not a rewrite of every hook, and it is either
+on disk or raised as :class:`~agent.errors.StateError` (``StateFull`` when the disk is full).
+The hook service writes the store *before* it changes the table, so a hook change is persisted
+or refused, never half of each.
 
-    {"format": 2, "hooks": [{"enabled": true, "spec": {"id": "in-3f8-...", "port": 1016, ...}}]}
-
-Format 1 (no ``format`` key: ``{"hooks": [{"id", "command", "enabled"}]}``, the command text
-only) still loads: each command is parsed again, as format-1 agents did at start. The next save
-writes format 2. An entry that cannot be read is logged and skipped; a file that cannot be read
-at all is set aside as ``hooks.corrupt``.
+Older agents kept ``hooks.json`` (format 1: each hook's command text; format 2: each spec in
+protobuf's JSON mapping). When the database is created, such a file is imported into it and
+renamed ``hooks.json.imported``. A database that cannot be read is set aside as
+``hooks.db.corrupt`` (logged) and the agent starts without saved hooks; so is a row whose spec
+does not parse.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 
-from agent.errors import HookError, HookSyntaxError
+from agent.errors import HookError, HookSyntaxError, StateError, StateFull
 from agent.hooks.lang import parse
 from agent.wire import hooks_pb2
 
-__all__ = ["FORMAT", "HookStore", "StoredHook"]
+__all__ = ["HookStore", "StoredHook"]
 
 log = structlog.get_logger("ioind.state")
 
-FORMAT = 2
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS hooks (
+    id TEXT PRIMARY KEY,
+    spec BLOB NOT NULL,      -- ioin.v1.HookSpec, serialized
+    enabled INTEGER NOT NULL,
+    seq INTEGER NOT NULL     -- order of the last set: restored oldest first
+)
+"""
+_PUT = """
+INSERT INTO hooks (id, spec, enabled, seq)
+VALUES (?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM hooks))
+ON CONFLICT (id) DO UPDATE SET
+    seq = CASE WHEN spec = excluded.spec THEN seq ELSE excluded.seq END,
+    spec = excluded.spec,
+    enabled = excluded.enabled
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,46 +60,103 @@ class StoredHook:
 
 
 class HookStore:
+    """The hooks of ``state_dir``; opened on first use."""
+
     def __init__(self, state_dir: str | Path) -> None:
-        self.path = Path(state_dir) / "hooks.json"
+        self.path = Path(state_dir) / "hooks.db"
+        self.legacy = Path(state_dir) / "hooks.json"
+        self._db: sqlite3.Connection | None = None
 
     def load(self) -> list[StoredHook]:
-        """The saved hooks; a missing file is empty, a corrupt one is logged and set aside."""
+        """Every saved hook, oldest set first (unreadable rows logged and skipped)."""
         try:
-            raw = json.loads(self.path.read_text())
-            entries = raw["hooks"]
-            old = raw.get("format", 1) == 1
-            if not isinstance(entries, list):
-                raise TypeError("'hooks' is not an array")
-        except FileNotFoundError:
-            return []
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            aside = self.path.with_suffix(".corrupt")
-            log.error("state-unreadable", path=str(self.path), error=str(exc), moved_to=str(aside))
-            self.path.replace(aside)
-            return []
+            query = "SELECT id, spec, enabled FROM hooks ORDER BY seq"
+            rows = self._conn().execute(query).fetchall()
+        except sqlite3.OperationalError as exc:  # cannot open or read: the disk, not the file
+            raise _state_error(self.path, exc) from None
+        except sqlite3.DatabaseError as exc:  # not a database (any more)
+            return self._set_aside(exc)
         hooks = []
-        for entry in entries:
+        for hook_id, blob, enabled in rows:
             try:
-                hooks.append(_from_v1(entry) if old else _from_v2(entry))
-            except (HookError, ValueError, KeyError, TypeError, json_format.ParseError) as exc:
-                log.error("hook-not-restored", path=str(self.path), entry=entry, error=str(exc))
+                hooks.append(StoredHook(hooks_pb2.HookSpec.FromString(blob), bool(enabled)))
+            except DecodeError as exc:
+                log.error("hook-not-restored", path=str(self.path), hook_id=hook_id, error=str(exc))
         return hooks
 
-    def save(self, hooks: list[StoredHook]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        body = {"format": FORMAT, "hooks": [_to_v2(h) for h in hooks]}
-        with tmp.open("w") as f:
-            json.dump(body, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(self.path)
+    def put(self, hook: StoredHook) -> None:
+        """Write one hook (create or replace); raises StateError if it is not on disk."""
+        self.put_many([hook])
+
+    def put_many(self, hooks: list[StoredHook]) -> None:
+        """Write hooks in one transaction (all or none), in order."""
+        rows = [
+            (h.spec.id, h.spec.SerializeToString(deterministic=True), int(h.enabled)) for h in hooks
+        ]
+        self._write(_PUT, *rows)
+
+    def delete(self, hook_id: str) -> None:
+        self._write("DELETE FROM hooks WHERE id = ?", (hook_id,))
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _write(self, sql: str, *rows: tuple[Any, ...]) -> None:
+        try:
+            db = self._conn()
+            with db:  # one transaction: committed, or rolled back and raised
+                for row in rows:  # (the seq subquery sees each earlier row: not executemany)
+                    db.execute(sql, row)
+        except (sqlite3.Error, OSError) as exc:
+            raise _state_error(self.path, exc) from None
+
+    def _conn(self) -> sqlite3.Connection:
+        """The open database (sqlite3 and OS errors propagate: callers translate them)."""
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fresh = not self.path.exists()
+            db = sqlite3.connect(self.path, check_same_thread=False)
+            try:
+                db.execute("PRAGMA synchronous=FULL")
+                db.execute(_SCHEMA)
+            except sqlite3.Error:
+                db.close()
+                raise
+            self._db = db
+            if fresh and self.legacy.exists():
+                self._import_legacy()
+        return self._db
+
+    def _set_aside(self, exc: Exception) -> list[StoredHook]:
+        aside = self.path.with_name(self.path.name + ".corrupt")
+        log.error("state-unreadable", path=str(self.path), error=str(exc), moved_to=str(aside))
+        self.close()
+        self.path.replace(aside)
+        return []
+
+    def _import_legacy(self) -> None:
+        """hooks.json (format 1 or 2) into the database, once; the file is then renamed."""
+        try:
+            raw = json.loads(self.legacy.read_text())
+            entries = raw["hooks"]
+            old = raw.get("format", 1) == 1
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.error("state-unreadable", path=str(self.legacy), error=str(exc))
+            return
+        for entry in entries if isinstance(entries, list) else []:
+            try:
+                self.put(_from_v1(entry) if old else _from_v2(entry))
+            except (HookError, ValueError, KeyError, TypeError, json_format.ParseError) as exc:
+                log.error("hook-not-restored", path=str(self.legacy), entry=entry, error=str(exc))
+        self.legacy.replace(self.legacy.with_name(self.legacy.name + ".imported"))
 
 
-def _to_v2(hook: StoredHook) -> dict[str, Any]:
-    spec = json_format.MessageToDict(hook.spec, preserving_proto_field_name=True)
-    return {"enabled": hook.enabled, "spec": spec}
+def _state_error(path: Path, exc: Exception) -> StateError:
+    full = isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", 0) & 0xFF == 13
+    full = full or getattr(exc, "errno", 0) == 28  # SQLITE_FULL (sqlite3.h), ENOSPC
+    return (StateFull if full else StateError)(str(path), str(exc))
 
 
 def _from_v2(entry: dict[str, Any]) -> StoredHook:

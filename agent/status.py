@@ -20,6 +20,8 @@ from agent.notices import Notice, NoticeKind
 from agent.pipeline import Pipeline
 from agent.publish.mqtt import Publisher
 from agent.publish.outbox import Outbox
+from agent.rpc.limits import CallCounts
+from agent.rpc.paging import bounded
 from agent.wire import agent_pb2
 
 __all__ = ["AgentStatus", "Identity"]
@@ -50,6 +52,7 @@ class AgentStatus:
         outbox: Outbox,
         publisher: Publisher,
         labels: Mapping[str, str] | None = None,
+        calls: CallCounts | None = None,
     ) -> None:
         self.identity = identity
         self.labels = dict(labels or {})
@@ -59,6 +62,7 @@ class AgentStatus:
         self._pipeline = pipeline
         self._outbox = outbox
         self._publisher = publisher
+        self._calls = calls if calls is not None else CallCounts()
 
     @property
     def connected(self) -> bool:
@@ -80,21 +84,27 @@ class AgentStatus:
 
     def counters(self) -> dict[str, int]:
         p, o, pub = self._pipeline, self._outbox, self._publisher
-        return {
-            "events_matched": p.matched,
-            "events_sequenced": p.seq,
-            "events_suppressed": p.suppressed,
-            "events_published": pub.published_events,
-            "events_dropped_spool": o.dropped_events,
-            "spool_batches": o.spool.batches,
-            "spool_bytes": o.spool.bytes,
-            "control_dropped": o.dropped_control,
-            "outbox_depth": o.depth(),
-            "broker_connects": pub.connects,
-            "messages_published": pub.published_messages,
-            "batches_replayed_paced": pub.caught_up,
-            "spool_recovered_batches": o.spool.recovered_batches,
-        } | self._backend.counters()
+        return (
+            {
+                "events_matched": p.matched,
+                "events_sequenced": p.seq,
+                "events_suppressed": p.suppressed,
+                "events_published": pub.published_events,
+                "events_dropped_spool": o.dropped_events,
+                "spool_batches": o.spool.batches,
+                "spool_bytes": o.spool.bytes,
+                "control_dropped": o.dropped_control,
+                "outbox_depth": o.depth(),
+                "broker_connects": pub.connects,
+                "messages_published": pub.published_messages,
+                "batches_replayed_paced": pub.caught_up,
+                "spool_recovered_batches": o.spool.recovered_batches,
+                "spool_disk_full": o.spool.disk_full,
+                "spool_on_disk": int(o.spool.on_disk),
+            }
+            | self._calls.as_counters()
+            | self._backend.counters()
+        )
 
     def drop_counts(self) -> dict[str, int]:
         """Events dropped so far, by stage (each a bounded queue with its own policy)."""
@@ -105,13 +115,16 @@ class AgentStatus:
         }
 
     def status(self) -> agent_pb2.Status:
+        """The agent's report; at most ``MAX_PAGE_BYTES`` of hooks (ListHooks pages them all)."""
         me = self.identity
+        hooks, omitted = bounded(iter(self._table), len(self._table))
         return agent_pb2.Status(
             version=__version__,
             host=me.host,
             backend=self._backend.name,
             capabilities=sorted(self._backend.capabilities),
-            hooks=list(self._table),
+            hooks=hooks,
+            hooks_omitted=omitted,
             counters=[
                 agent_pb2.Counter(name=k, value=max(v, 0)) for k, v in self.counters().items()
             ],

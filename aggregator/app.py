@@ -4,7 +4,6 @@ one task group. Store calls run in one writer thread (and the service's reads in
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from agent.decode_guard import EventRefused, load_json
 from agent.topics import PREFIX
 from aggregator.alerts import Alert, Engine, load_rules
 from aggregator.bus import Bus, Inbound
@@ -119,8 +119,8 @@ class App:
             self.ingestor.skip("topic", f"not an ioin/v1 topic we read: '{m.topic[:80]}'", host)
             return
         try:
-            doc = json.loads(m.payload)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            doc = load_json(m.payload)  # size and nesting checked: no RecursionError
+        except EventRefused:
             doc = None
         if not isinstance(doc, dict) or doc.get("host") != host:
             self.ingestor.skip("malformed", f"{kind} message is not JSON from '{host}'", host)

@@ -6,7 +6,6 @@ Every refusal is a :class:`Junk` naming what is wrong, with a ``kind`` the calle
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from agent.batch import F_OUT
+from agent.decode_guard import EventRefused, Limits, load_json
 from agent.model import check_id
 from aggregator.errors import Junk
 from aggregator.wire import MAX_EVENTS, MAX_PAYLOAD, Columns, read_batch
@@ -21,6 +21,8 @@ from aggregator.wire import MAX_EVENTS, MAX_PAYLOAD, Columns, read_batch
 __all__ = ["Window", "decode"]
 
 _JSON_INT = ("seq", "ts", "port", "value", "vm", "vcpu")
+# Size and nesting are measured before JSON is parsed (deep nesting raised RecursionError).
+_LIMITS = Limits(max_payload=MAX_PAYLOAD, max_events=MAX_EVENTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +71,10 @@ def _check_time(cols: Columns, now_ns: int, window: Window) -> None:
 
 def _from_json(payload: bytes) -> Columns:
     """A JSON batch (``{"host", "epoch", "events": [...]}``, agent.events.to_json's keys)."""
-    if len(payload) > MAX_PAYLOAD:
-        raise Junk("malformed", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
     try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Junk("malformed", f"not JSON: {exc}") from None
+        doc = load_json(payload, _LIMITS)
+    except EventRefused as exc:
+        raise Junk("malformed", str(exc)) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
         raise Junk("malformed", "JSON batch without an 'events' list")
     host, epoch, events = doc.get("host"), doc.get("epoch"), doc["events"]

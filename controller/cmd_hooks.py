@@ -14,6 +14,7 @@ import typer
 from agent.wire import agent_pb2, hooks_pb2
 from controller import language, views
 from controller.options import FleetOptions, fleet_command
+from controller.paging import all_hooks
 from controller.render import View, print_json
 from controller.run import execute
 
@@ -57,10 +58,8 @@ def explain(command: CommandArg) -> int:
 @hooks_app.command("list")
 @fleet_command()
 def list_hooks(*, fleet: FleetOptions) -> int:
-    """List every agent's hooks, with who owns each (a policy, or by hand)."""
-    request = agent_pb2.ListHooksRequest()
-    fn = lambda s, d: s.ListHooks(request, timeout=d)  # noqa: E731
-    return execute("hooks list", fleet, fn, views.HOOKS, idempotent=True)
+    """List every agent's hooks (every page), with who owns each (a policy, or by hand)."""
+    return execute("hooks list", fleet, all_hooks, views.HOOKS, idempotent=True)
 
 
 @hooks_app.command("rm")

@@ -14,9 +14,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from agent.decode_guard import printable
 from agent.model import check_id
 from controller.errors import UsageError
-from controller.gaps import GapChecker
+from controller.gaps import MAX_JUMP, MAX_STREAMS, GapChecker
 from controller.inventory import load_inventory, split_address
 from controller.options import InventoryOpt, OutputOpt, number
 from controller.render import Output, console, warn
@@ -115,7 +116,10 @@ def summary_table(watcher: Watcher) -> Table:
         ports = [f"{p:#06x}" for p in sorted(t.ports)]
         more = f" +{len(ports) - _MAX_PORTS} more" if len(ports) > _MAX_PORTS else ""
         ports_text = " ".join(ports[:_MAX_PORTS]) + more
-        table.add_row(Text(host), str(t.events), Text(",".join(sorted(t.hooks))), Text(ports_text))
+        hooks = ",".join(sorted(t.hooks)) + (
+            f" +{t.more_hooks} events of more" if t.more_hooks else ""
+        )
+        table.add_row(Text(host), str(t.events), Text(hooks), Text(ports_text))
     return table
 
 
@@ -147,14 +151,20 @@ def gap_table(gaps: GapChecker) -> Table:
         more = f" +{len(t.ranges) - 8} more" if len(t.ranges) > 8 else ""
         table.add_row(
             Text(host),
-            epoch,
+            Text(printable(epoch)),
             str(t.received),
             str(t.missing),
             str(t.duplicates),
             Text(ranges + more),
         )
+    notes = []
     if gaps.unsettled():
-        table.caption = f"{gaps.unsettled()} numbers still in flight when the watch ended"
+        notes.append(f"{gaps.unsettled()} numbers still in flight when the watch ended")
+    if odd := sum(t.implausible for t in gaps.streams.values()):
+        notes.append(f"{odd} implausible numbers (over {MAX_JUMP} ahead) skipped")
+    if gaps.untracked:
+        notes.append(f"{gaps.untracked} events of streams beyond the first {MAX_STREAMS} unchecked")
+    table.caption = "; ".join(notes) or None
     return table
 
 

@@ -9,6 +9,13 @@ A watch that starts mid-stream cannot know what was published before it subscrib
 warm-up of ``grace`` seconds per (host, epoch) it only records; if it saw sequence number 1 it
 then checks from the start of the epoch, otherwise from the highest number seen in the warm-up.
 
+A number more than ``MAX_JUMP`` beyond the stream's low watermark is not taken as the sign of
+that many lost events but as a forged or corrupt one (seq 2^64-1 in a fresh epoch would otherwise
+report 18446744073709551613 events missing): it is counted as implausible and skipped.
+
+At most ``MAX_STREAMS`` (host, epoch) streams are tracked (a host can forge a new epoch per
+batch); events of further streams are counted in ``untracked`` and not checked.
+
 Memory per (host, epoch) is the numbers received out of order within the grace window, plus at
 most ``MAX_RANGES`` remembered missing ranges (counts are always exact).
 """
@@ -17,9 +24,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["MAX_RANGES", "GapChecker", "SeqTracker"]
+__all__ = ["MAX_JUMP", "MAX_RANGES", "MAX_STREAMS", "GapChecker", "SeqTracker"]
 
 MAX_RANGES = 100
+# An hour of an agent at 300,000 events/s: a larger jump is not a gap anyone could have caused.
+MAX_JUMP = 2**30
+MAX_STREAMS = 10_000  # (host, epoch) pairs: a fleet of 1,000 agents restarting 10 times each
 
 
 @dataclass(slots=True)
@@ -36,10 +46,11 @@ class SeqTracker:
     received: int = 0
     missing: int = 0
     duplicates: int = 0
+    implausible: int = 0
     ranges: list[tuple[int, int]] = field(default_factory=list)
 
     def add(self, seq: int, now: float) -> bool:
-        """Record ``seq``; False if it is a duplicate."""
+        """Record ``seq``; False if it is a duplicate or implausible."""
         if not self.anchored:
             if seq in self.warm:
                 self.duplicates += 1
@@ -47,6 +58,9 @@ class SeqTracker:
             self.warm.add(seq)
             self.received += 1
             return True
+        if seq >= self.next + MAX_JUMP:
+            self.implausible += 1
+            return False
         if seq < self.next or seq in self.ahead:
             self.duplicates += 1
             return False
@@ -75,6 +89,9 @@ class SeqTracker:
 
     def _anchor(self, now: float) -> None:
         self.anchored = True
+        plausible = {s for s in self.warm if s < min(self.warm) + MAX_JUMP}
+        self.implausible += len(self.warm) - len(plausible)
+        self.warm = plausible
         if 1 in self.warm:
             self.next, self.ahead = 1, self.warm
         else:
@@ -98,10 +115,14 @@ class GapChecker:
     def __init__(self, grace: float = 5.0) -> None:
         self.grace = grace
         self.streams: dict[tuple[str, str], SeqTracker] = {}
+        self.untracked = 0  # events of streams beyond MAX_STREAMS
 
     def add(self, host: str, epoch: str, seq: int, now: float) -> bool:
         tracker = self.streams.get((host, epoch))
         if tracker is None:
+            if len(self.streams) >= MAX_STREAMS:
+                self.untracked += 1
+                return True  # not checked: neither a duplicate nor implausible
             tracker = self.streams[(host, epoch)] = SeqTracker(self.grace, now)
         return tracker.add(seq, now)
 

@@ -26,6 +26,7 @@ import grpc.aio
 from agent.wire import agent_pb2, hooks_pb2
 from controller.errors import PlanConflict
 from controller.inventory import Host
+from controller.paging import all_hooks
 from controller.policy import PolicyFile
 
 if TYPE_CHECKING:
@@ -120,7 +121,10 @@ async def apply_host(
     """Read the agent's labels and hooks (one GetStatus), plan, and unless ``dry_run`` apply."""
     status = await stub.GetStatus(agent_pb2.GetStatusRequest(), timeout=deadline)
     labels = dict(status.labels) | dict(host.labels)  # the inventory's labels add to the agent's
-    plan = plan_host(policies, labels, status.hooks, owner)
+    hooks: Sequence[hooks_pb2.Hook] = status.hooks
+    if status.hooks_omitted:  # the status is bounded: a large hook set comes page by page
+        hooks = (await all_hooks(stub, deadline)).hooks
+    plan = plan_host(policies, labels, hooks, owner)
     if dry_run:
         return plan
     # The changes touch distinct hook ids: sent together over the one channel (HTTP/2 streams).

@@ -19,6 +19,7 @@ from typing import Any
 
 import aiomqtt
 
+from agent.decode_guard import printable
 from agent.eventline import event_line
 from agent.topics import PREFIX, Kind, filter_for
 from agent.topics import parse as parse_topic
@@ -28,7 +29,10 @@ from controller.gaps import GapChecker
 from controller.inventory import split_address
 from controller.render import Output, warn
 
-__all__ = ["HostTally", "WatchConfig", "Watcher", "topics"]
+__all__ = ["TALLY_HOOKS", "HostTally", "WatchConfig", "Watcher", "topics"]
+
+TALLY_HOOKS = 256  # hook ids remembered per host for the summary (a host may send any number)
+_NOTICE_CHARS = 2048  # a notice is one short JSON object; longer ones are cut when shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +62,8 @@ class HostTally:
     """What one host sent during the watch."""
 
     events: int = 0
-    hooks: set[str] = field(default_factory=set)
+    hooks: set[str] = field(default_factory=set)  # at most TALLY_HOOKS of them
+    more_hooks: int = 0  # events of hooks beyond TALLY_HOOKS (not remembered)
     ports: set[int] = field(default_factory=set)
 
 
@@ -79,6 +84,7 @@ class Watcher:
         self.junk = 0
         self._write = write or _stdout_line
         self.gaps = GapChecker(cfg.gap_grace) if cfg.check_gaps else None
+        self._implausible = 0  # implausible sequence numbers reported so far
 
     def handle(self, topic: str, payload: bytes, content_type: str | None = None) -> None:
         """Deal with one message; junk is counted, never raised."""
@@ -131,7 +137,8 @@ class Watcher:
         if self.gaps is None:
             return
         for host, epoch, lo, hi in self.gaps.tick(time.monotonic() if now is None else now):
-            warn(f"gap: {host} epoch {epoch}: seq {lo}..{hi} missing ({hi - lo + 1} events)")
+            where = f"{host} epoch {printable(epoch)}"
+            warn(f"gap: {where}: seq {lo}..{hi} missing ({hi - lo + 1} events)")
 
     def _message(self, message: aiomqtt.Message) -> None:
         payload = message.payload if isinstance(message.payload, bytes) else b""
@@ -173,19 +180,27 @@ class Watcher:
         assert self.gaps is not None
         now = time.monotonic()
         for ev in events:
-            if not self.gaps.add(str(ev["host"]), str(ev["epoch"]), int(ev["seq"]), now):
-                dups = sum(t.duplicates for t in self.gaps.streams.values())
-                if dups == 1 or dups % self.cfg.junk_every == 0:
-                    warn(f"duplicate: {ev['host']} seq {ev['seq']} ({dups} so far)")
+            if self.gaps.add(str(ev["host"]), str(ev["epoch"]), int(ev["seq"]), now):
+                continue
+            streams = self.gaps.streams.values()
+            kind, n = "duplicate", sum(t.duplicates for t in streams)
+            if (odd := sum(t.implausible for t in streams)) != self._implausible:
+                kind, n = "implausible", odd
+                self._implausible = odd
+            if n == 1 or n % self.cfg.junk_every == 0:
+                warn(f"{kind}: {ev['host']} seq {ev['seq']} ({n} so far)")
 
     def _count(self, ev: dict[str, Any]) -> None:
         tally = self.tally.setdefault(str(ev["host"]), HostTally())
         tally.events += 1
-        tally.hooks.add(str(ev["hook_id"]))
+        if len(tally.hooks) < TALLY_HOOKS or ev["hook_id"] in tally.hooks:
+            tally.hooks.add(str(ev["hook_id"]))
+        else:
+            tally.more_hooks += 1
         tally.ports.add(ev["port"])
 
     def _notice(self, host: str, kind: str, payload: bytes) -> None:
-        text = payload.decode("utf-8", "replace").strip()
+        text = printable(payload.decode("utf-8", "replace").strip(), _NOTICE_CHARS)
         line = f"{kind[:-1]} {host}: {text}"
         if self.cfg.output is Output.JSON:
             warn(line)  # notices never mix into the JSON event stream on stdout
@@ -195,7 +210,8 @@ class Watcher:
     def _junk(self, topic: str, reason: str) -> None:
         self.junk += 1
         if self.junk == 1 or self.junk % self.cfg.junk_every == 0:
-            warn(f"ignored a malformed payload on {topic}: {reason} ({self.junk} so far)")
+            where, why = printable(topic, 200), printable(reason)
+            warn(f"ignored a malformed payload on {where}: {why} ({self.junk} so far)")
 
 
 def _stdout_line(line: str) -> None:

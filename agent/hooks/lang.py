@@ -45,7 +45,12 @@ from agent.model import MAX_PORT, check_id
 from agent.script import ScriptError, compile_condition, compile_script
 from agent.wire import hooks_pb2
 
-__all__ = ["canonical", "parse", "spec_to_json"]
+__all__ = ["MAX_COMMAND", "MAX_NESTING", "canonical", "parse", "spec_to_json"]
+
+# Defaults of the agent's `limits.max_command` / `limits.max_nesting`: what one hook may be, so that
+# what the agent accepts it can always store, list and send back.
+MAX_COMMAND = 16 * 1024  # characters of a command, scripts and conditions included
+MAX_NESTING = 32  # depth of nested braces in a block
 
 _U32_MAX = 0xFFFFFFFF
 _IN, _OUT = hooks_pb2.DIRECTION_IN, hooks_pb2.DIRECTION_OUT
@@ -84,14 +89,14 @@ class _Token:
 # -- tokens -----------------------------------------------------------------------------------
 
 
-def _tokenize(text: str) -> list[_Token]:
+def _tokenize(text: str, max_nesting: int = MAX_NESTING) -> list[_Token]:
     tokens: list[_Token] = []
     pos = 0
     while pos < len(text):
         if skip := _SKIP.match(text, pos):
             pos = skip.end()
         elif text[pos] == "{":
-            token, pos = _block(text, pos)
+            token, pos = _block(text, pos, max_nesting)
             tokens.append(token)
         elif word := _WORD.match(text, pos):
             tokens.append(_Token(word.group()))
@@ -103,7 +108,7 @@ def _tokenize(text: str) -> list[_Token]:
     return tokens
 
 
-def _block(text: str, start: int) -> tuple[_Token, int]:
+def _block(text: str, start: int, max_nesting: int) -> tuple[_Token, int]:
     depth, pos, content = 1, start + 1, []
     while pos < len(text):
         char, pair = text[pos], text[pos : pos + 2]
@@ -112,6 +117,8 @@ def _block(text: str, start: int) -> tuple[_Token, int]:
             pos += 2
             continue
         depth += (char == "{") - (char == "}")
+        if depth > max_nesting:
+            raise HookSyntaxError(f"braces nested deeper than {max_nesting} (limits.max_nesting)")
         pos += 1
         if depth == 0:
             return _Token(text[start:pos], "".join(content).strip()), pos
@@ -142,11 +149,21 @@ def _show(token: str) -> str:
 # -- parsing ----------------------------------------------------------------------------------
 
 
-def parse(command: str, *, hook_id: str | None = None) -> hooks_pb2.HookSpec:
+def parse(
+    command: str,
+    *,
+    hook_id: str | None = None,
+    max_length: int = MAX_COMMAND,
+    max_nesting: int = MAX_NESTING,
+) -> hooks_pb2.HookSpec:
     """Parse one ``!ioin`` / ``!ioout`` command; raises only :class:`HookSyntaxError`."""
     text = command.strip()
+    if len(text) > max_length:
+        raise HookSyntaxError(
+            f"command is {len(text)} characters long, over {max_length} (limits.max_command)"
+        )
     _check_encodable(text)
-    tokens = _tokenize(text)
+    tokens = _tokenize(text, max_nesting)
     if not tokens:
         raise HookSyntaxError("empty command", "")
     spec = hooks_pb2.HookSpec(direction=_verb(tokens[0]), stage=_PRE, immediate=True)

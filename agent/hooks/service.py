@@ -3,8 +3,11 @@
 A hook arrives as command text, as a ``HookSpec``, as both (they must agree), from the config
 file, or from the state file at start. Whichever door, :meth:`HookService.set` resolves it to one
 spec, runs it through :func:`agent.hooks.validate.check_spec` and the backend's capabilities,
-swaps it into the :class:`~agent.hooks.table.HookTable`, tells the backend, and saves the table's
-specs (the specs themselves, so what SetHook answered is what a restart brings back).
+saves it (the spec itself, so what SetHook answered is what a restart brings back), and only
+then swaps it into the :class:`~agent.hooks.table.HookTable` and tells the backend: a change the
+store refuses (a full disk: :class:`~agent.errors.StateFull`) is refused whole, never live but
+unsaved. A command or spec longer than ``max_command`` characters, or nesting braces deeper than
+``max_nesting``, is refused naming the limit, as is one hook more than the table's ``max_hooks``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import NamedTuple
 import structlog
 
 from agent.errors import CapabilityError, HookError, HookSyntaxError
-from agent.hooks.lang import parse
+from agent.hooks.lang import MAX_COMMAND, MAX_NESTING, parse
 from agent.hooks.table import HookTable
 from agent.hooks.validate import check_spec, required_capabilities
 from agent.model import Capability
@@ -52,8 +55,11 @@ class HookService:
         capabilities: frozenset[Capability],
         backend_name: str,
         changed: Callable[[], None],
+        max_command: int = MAX_COMMAND,
+        max_nesting: int = MAX_NESTING,
     ) -> None:
         self.table = table
+        self._limits = (max_command, max_nesting)
         self._store = store
         self._capabilities = capabilities
         self._backend_name = backend_name
@@ -69,15 +75,19 @@ class HookService:
         """Create or replace a hook from ``command``, ``spec`` or both (which must agree).
 
         Setting a hook exactly as it is already set changes nothing: no store write, no backend
-        rebuild (``SetOutcome.unchanged``), so a repeated push or apply costs no fsync.
+        rebuild (``SetOutcome.unchanged``), so a repeated push or apply costs no fsync. Otherwise
+        the hook is saved before it goes live: a change the store refuses is refused whole.
         """
-        admitted = self.admit(resolve(command, spec))
+        admitted = self.admit(resolve(command, spec, *self._limits))
+        check_size(admitted, *self._limits)
         if admitted.id in self.table:
             held = self.table.get(admitted.id)
             if held.spec == admitted and held.enabled == enabled:
                 return SetOutcome(held, created=False, unchanged=True)
+        self.table.check_room(admitted.id)
+        self._save(StoredHook(admitted, enabled))
         hook, created = self.table.set(admitted, enabled=enabled)
-        self._commit("hook-set", admitted.id)
+        self._announce("hook-set", admitted.id)
         return SetOutcome(hook, created=created, unchanged=False)
 
     def admit(self, spec: hooks_pb2.HookSpec) -> hooks_pb2.HookSpec:
@@ -89,14 +99,22 @@ class HookService:
         return spec
 
     def remove(self, hook_id: str) -> hooks_pb2.Hook:
+        self.table.get(hook_id)  # HookNotFound before anything is written
+        if self._store is not None:
+            self._store.delete(hook_id)
         hook = self.table.remove(hook_id)
-        self._commit("hook-removed", hook_id)
+        self._announce("hook-removed", hook_id)
         return hook
 
     def enable(self, hook_id: str, enabled: bool) -> hooks_pb2.Hook:
+        self._save(StoredHook(self.table.get(hook_id).spec, enabled))
         hook = self.table.set_enabled(hook_id, enabled)
-        self._commit("hook-enabled" if enabled else "hook-disabled", hook_id)
+        self._announce("hook-enabled" if enabled else "hook-disabled", hook_id)
         return hook
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
 
     def hooks(self) -> list[hooks_pb2.Hook]:
         return list(self.table)
@@ -107,7 +125,7 @@ class HookService:
         wanted: list[StoredHook] = []
         for command in commands:
             try:
-                wanted.append(StoredHook(parse(command), True))
+                wanted.append(StoredHook(parse(command, max_length=self._limits[0]), True))
             except HookError as exc:
                 log.error("hook-not-restored", command=command, error=str(exc))
         wanted += self._store.load() if self._store is not None else []
@@ -117,16 +135,52 @@ class HookService:
             except HookError as exc:
                 log.error("hook-not-restored", hook_id=hook.spec.id, error=str(exc))
         if len(self.table):
-            self._commit("hooks-restored", "*")
+            self._announce("hooks-restored", "*")  # nothing to save: each is on disk or config
 
-    def _commit(self, what: str, hook_id: str) -> None:
+    def _save(self, hook: StoredHook) -> None:
+        if self._store is not None:
+            self._store.put(hook)  # StateError: nothing changed, the request is refused
+
+    def _announce(self, what: str, hook_id: str) -> None:
         log.info(what, hook_id=hook_id, hooks=len(self.table))
         self._changed()
-        if self._store is not None:
-            self._store.save([StoredHook(h.spec, h.enabled) for h in self.table])
 
 
-def resolve(command: str, spec: hooks_pb2.HookSpec | None) -> hooks_pb2.HookSpec:
+def check_size(spec: hooks_pb2.HookSpec, max_command: int, max_nesting: int) -> None:
+    """Refuse a spec whose text fields exceed ``max_command`` characters or nest braces deeper
+    than ``max_nesting`` (a spec can carry blocks no command's parse has bounded)."""
+    for name in ("command", "condition", "script", "code"):
+        text = getattr(spec, name)
+        if len(text) > max_command:
+            raise HookSyntaxError(
+                f"'{name}' is {len(text)} characters long, over {max_command} (limits.max_command)",
+                name,
+            )
+        if _depth(text) > max_nesting:
+            raise HookSyntaxError(
+                f"'{name}' nests braces deeper than {max_nesting} (limits.max_nesting)", name
+            )
+    if sum(len(o) for o in spec.output) > max_command:
+        raise HookSyntaxError(
+            f"'output' is over {max_command} characters (limits.max_command)", "output"
+        )
+
+
+def _depth(text: str) -> int:
+    depth = deepest = 0
+    for char in text:
+        if char in "{}":
+            depth += 1 if char == "{" else -1
+            deepest = max(deepest, depth)
+    return deepest
+
+
+def resolve(
+    command: str,
+    spec: hooks_pb2.HookSpec | None,
+    max_command: int = MAX_COMMAND,
+    max_nesting: int = MAX_NESTING,
+) -> hooks_pb2.HookSpec:
     """The one hook a request states, or :class:`HookSyntaxError` naming the first field where
     its statements differ.
 
@@ -140,7 +194,10 @@ def resolve(command: str, spec: hooks_pb2.HookSpec | None) -> hooks_pb2.HookSpec
         if spec == hooks_pb2.HookSpec():
             raise HookSyntaxError("SetHookRequest: give 'command' or 'spec'", "command")
         return spec
-    answer, *others = (parse(text, hook_id=spec.id or None) for text in texts)
+    answer, *others = (
+        parse(text, hook_id=spec.id or None, max_length=max_command, max_nesting=max_nesting)
+        for text in texts
+    )
     if _states_a_hook(spec):
         others.append(spec)
     for other in others:

@@ -1,8 +1,13 @@
 """The hook table: pure, synchronous, and O(1) per access.
 
-Mutations (set / remove / enable / disable) rebuild a small immutable index and swap it in with
-one assignment, so backends may call :meth:`HookTable.match` from vCPU or reader threads without
-a lock: a reader sees either the old index or the new one, never half of each.
+Mutations (set / remove / enable / disable) build a new immutable index and swap it in with one
+assignment, so backends may call :meth:`HookTable.match` from vCPU or reader threads without a
+lock: a reader sees either the old index or the new one, never half of each.
+
+A change costs O(rules on the ports it touches), plus a C-speed copy of the port map: the new
+index shares every other port's tuple with the old one. Only a change to an all-ports rule
+rebuilds every port of its direction (each port's tuple includes the all-ports rules). The table
+holds at most ``max_hooks`` hooks; one more is refused with :class:`HookLimitError`.
 
 The index maps ``(direction, port)`` to the enabled rules for that port *plus* the all-ports
 rules, newest first (HyperDbg runs the newest event first); a port with no rule of its own falls
@@ -11,16 +16,19 @@ back to the all-ports tuple. Filtering by pid and core then walks only that shor
 
 from __future__ import annotations
 
+import heapq
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from agent.errors import HookNotFound
-from agent.model import Direction, Stage, check_id
+from agent.errors import HookLimitError, HookNotFound
+from agent.model import SHOWN_ID, Direction, Stage, check_id, printable
 from agent.script.hook import HookScript
 from agent.wire import hooks_pb2
 
-__all__ = ["HookRule", "HookTable", "rule_from_spec"]
+__all__ = ["MAX_HOOKS", "HookRule", "HookTable", "rule_from_spec"]
+
+MAX_HOOKS = 16_384  # default limit; config key `max_hooks`
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +59,7 @@ def rule_from_spec(spec: hooks_pb2.HookSpec, order: int = 0) -> HookRule:
     """Build a rule from a validated spec (``ValueError`` on an invalid id or direction)."""
     check_id("hook id", spec.id)
     if spec.direction not in (hooks_pb2.DIRECTION_IN, hooks_pb2.DIRECTION_OUT):
-        raise ValueError(f"hook '{spec.id}': direction must be IN or OUT")
+        raise ValueError(f"hook '{printable(spec.id, SHOWN_ID)}': direction must be IN or OUT")
     return HookRule(
         id=spec.id,
         direction=Direction(spec.direction),
@@ -88,12 +96,27 @@ class _Index:
 
 _EMPTY = _Index({}, {Direction.IN: (), Direction.OUT: ()})
 
+_Group = tuple[Direction, int | None]  # (direction, port); None: the all-ports rules
+
+
+def _newer(rule: HookRule) -> int:
+    return -rule.order
+
+
+def _newest_first(rules: Iterable[HookRule]) -> tuple[HookRule, ...]:
+    # Groups keep insertion order, which is nearly rule order (a re-enabled rule keeps its old
+    # number): Timsort finds the long descending runs and takes about linear time.
+    return tuple(sorted(rules, key=_newer))
+
 
 class HookTable:
     """Hooks keyed by id; ``match`` answers which enabled hooks an access triggers."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_hooks: int = MAX_HOOKS) -> None:
+        self.max_hooks = max_hooks
         self._entries: dict[str, _Entry] = {}
+        # The enabled rules grouped as the index groups them; only the loop's thread reads it.
+        self._groups: dict[_Group, dict[str, HookRule]] = {}
         self._index = _EMPTY
         self._order = 0
         self.version = 0  # bumped on every change; backends compare it to notice changes
@@ -124,6 +147,15 @@ class HookTable:
             )
         )
 
+    def ids(self) -> list[str]:
+        """Every hook's id (no message built: ListHooks pages sort these)."""
+        return list(self._entries)
+
+    def check_room(self, hook_id: str) -> None:
+        """Raise :class:`HookLimitError` if setting ``hook_id`` would be one hook too many."""
+        if hook_id not in self._entries and len(self._entries) >= self.max_hooks:
+            raise HookLimitError(self.max_hooks)
+
     def get(self, hook_id: str) -> hooks_pb2.Hook:
         return self._to_proto(self._entry(hook_id))
 
@@ -143,25 +175,29 @@ class HookTable:
         old = self._entries.get(spec.id)
         if old is not None and old.rule.spec == spec and old.enabled == enabled:
             return self._to_proto(old), False
+        self.check_room(spec.id)
+        rule = rule_from_spec(spec, self._order + 1)
         self._order += 1
-        rule = rule_from_spec(spec, self._order)
         created_ns = old.created_ns if old else time.time_ns()
         entry = _Entry(rule, enabled, created_ns, old.hits if old else 0)
         self._entries[spec.id] = entry
-        self._rebuild()
+        self._reindex(old.rule if old and old.enabled else None, rule if enabled else None)
         return self._to_proto(entry), old is None
 
     def remove(self, hook_id: str) -> hooks_pb2.Hook:
         entry = self._entry(hook_id)
         del self._entries[hook_id]
-        self._rebuild()
+        self._reindex(entry.rule if entry.enabled else None, None)
         return self._to_proto(entry)
 
     def set_enabled(self, hook_id: str, enabled: bool) -> hooks_pb2.Hook:
         entry = self._entry(hook_id)
         if entry.enabled != enabled:
             entry.enabled = enabled
-            self._rebuild()
+            if enabled:
+                self._reindex(None, entry.rule)
+            else:
+                self._reindex(entry.rule, None)
         return self._to_proto(entry)
 
     def count_hits(self, hook_id: str, n: int = 1) -> None:
@@ -177,16 +213,31 @@ class HookTable:
         except KeyError:
             raise HookNotFound(hook_id) from None
 
-    def _rebuild(self) -> None:
-        rules = self.rules()
-        any_port = {
-            d: tuple(r for r in rules if r.direction is d and r.port is None) for d in Direction
-        }
-        by_port: dict[tuple[Direction, int], tuple[HookRule, ...]] = {}
-        for key in {(r.direction, r.port) for r in rules if r.port is not None}:
-            by_port[key] = tuple(
-                r for r in rules if r.direction is key[0] and r.port in (key[1], None)
-            )
+    def _reindex(self, gone: HookRule | None, new: HookRule | None) -> None:
+        """Swap in an index where only the groups of ``gone`` and ``new`` changed."""
+        changed: set[_Group] = set()
+        if gone is not None:
+            changed.add(key := (gone.direction, gone.port))
+            del self._groups[key][gone.id]
+        if new is not None:
+            changed.add(key := (new.direction, new.port))
+            self._groups.setdefault(key, {})[new.id] = new
+        idx = self._index
+        any_port, by_port = dict(idx.any_port), dict(idx.by_port)
+        for d in {d for d, port in changed if port is None}:  # every port of d includes them
+            any_port[d] = _newest_first(self._groups.get((d, None), {}).values())
+            changed |= {(d, p) for (dd, p) in by_port if dd is d}
+        for d, port in changed:
+            own = self._groups.get((d, port))
+            if not own:
+                self._groups.pop((d, port), None)
+            if port is None:
+                continue
+            if own:
+                mine, every = _newest_first(own.values()), any_port[d]
+                by_port[(d, port)] = tuple(heapq.merge(mine, every, key=_newer)) if every else mine
+            else:
+                by_port.pop((d, port), None)
         self._index = _Index(by_port, any_port)
         self.version += 1
 

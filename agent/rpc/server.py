@@ -19,6 +19,7 @@ from agent.audit import Audit
 from agent.config import GrpcConfig
 from agent.core import Agent
 from agent.errors import ConfigError
+from agent.preflight import listen_problem
 from agent.rpc.errors import ErrorInterceptor
 from agent.rpc.policy import agent_policy
 from agent.rpc.roles import RoleInterceptor
@@ -57,7 +58,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
     async def ListHooks(
         self, request: agent_pb2.ListHooksRequest, context: Ctx
     ) -> agent_pb2.ListHooksResponse:
-        return agent_pb2.ListHooksResponse(hooks=self._agent.list_hooks())
+        return self._agent.list_hooks(request.page_size, request.page_token)
 
     async def EnableHook(self, request: agent_pb2.HookRef, context: Ctx) -> hooks_pb2.Hook:
         return self._agent.enable_hook(request.id, True)
@@ -111,19 +112,25 @@ async def create_server(
         secure=not config.insecure,
         audit=Audit(agent.identity.host, agent.audit),
     )
-    server = grpc.aio.server(interceptors=[roles, ErrorInterceptor()])
+    # The caps first: a call over them is refused before it is logged or handled. Then roles
+    # (and the audit), then the error mapping around the servicer.
+    server = grpc.aio.server(interceptors=[agent.call_limits, roles, ErrorInterceptor()])
     agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(agent), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     for name in ("", SERVICE):
         await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     creds = _credentials(config)
-    if creds is None:
-        port = server.add_insecure_port(config.listen)
-    else:
-        port = server.add_secure_port(config.listen, creds)
+    try:
+        if creds is None:
+            port = server.add_insecure_port(config.listen)
+        else:
+            port = server.add_secure_port(config.listen, creds)
+    except RuntimeError:  # grpc's "Failed to bind": a port taken since the preflight check
+        port = 0
     if port == 0:
-        raise ConfigError(f"grpc.listen: cannot bind '{config.listen}'")
+        why = listen_problem("grpc.listen", config.listen)
+        raise ConfigError(why or f"grpc.listen: cannot listen on {config.listen}")
     return server, port, health
 
 

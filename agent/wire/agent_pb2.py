@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from agent.wire import hooks_pb2 as ioin_dot_v1_dot_hooks__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13ioin/v1/agent.proto\x12\x07ioin.v1\x1a\x13ioin/v1/hooks.proto\"T\n\x0eSetHookRequest\x12\x1f\n\x04spec\x18\x01 \x01(\x0b\x32\x11.ioin.v1.HookSpec\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\x10\n\x08\x64isabled\x18\x03 \x01(\x08\"R\n\x0fSetHookResponse\x12\x1b\n\x04hook\x18\x01 \x01(\x0b\x32\r.ioin.v1.Hook\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x11\n\tunchanged\x18\x03 \x01(\x08\"\x15\n\x07HookRef\x12\n\n\x02id\x18\x01 \x01(\t\"1\n\x12RemoveHookResponse\x12\x1b\n\x04hook\x18\x01 \x01(\x0b\x32\r.ioin.v1.Hook\"\x12\n\x10ListHooksRequest\"1\n\x11ListHooksResponse\x12\x1c\n\x05hooks\x18\x01 \x03(\x0b\x32\r.ioin.v1.Hook\"\x12\n\x10GetStatusRequest\"&\n\x07\x43ounter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04\"\xba\x02\n\x06Status\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\x12\x1c\n\x05hooks\x18\x05 \x03(\x0b\x32\r.ioin.v1.Hook\x12\"\n\x08\x63ounters\x18\x06 \x03(\x0b\x32\x10.ioin.v1.Counter\x12\r\n\x05\x65poch\x18\x07 \x01(\t\x12\x12\n\nstarted_ns\x18\x08 \x01(\x04\x12\x18\n\x10\x62roker_connected\x18\t \x01(\x08\x12+\n\x06labels\x18\n \x03(\x0b\x32\x1b.ioin.v1.Status.LabelsEntry\x12\x0f\n\x07\x61\x64\x64ress\x18\x0b \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"?\n\rResumeRequest\x12\x10\n\x08\x62reak_id\x18\x01 \x01(\t\x12\x12\n\x05value\x18\x02 \x01(\rH\x00\x88\x01\x01\x42\x08\n\x06_value\"3\n\x0eResumeResponse\x12\x10\n\x08\x62reak_id\x18\x01 \x01(\t\x12\x0f\n\x07resumed\x18\x02 \x01(\x08\"\xa5\x01\n\x06VmSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\t\x12\x0c\n\x04mode\x18\x03 \x01(\t\x12\x16\n\tload_addr\x18\x04 \x01(\x04H\x00\x88\x01\x01\x12\x12\n\x05\x65ntry\x18\x05 \x01(\x04H\x01\x88\x01\x01\x12\r\n\x05vcpus\x18\x06 \x01(\r\x12\x0f\n\x07mem_mib\x18\x07 \x01(\r\x12\x0c\n\x04\x62ios\x18\x08 \x01(\tB\x0c\n\n_load_addrB\x08\n\x06_entry\"\x13\n\x05VmRef\x12\n\n\x02id\x18\x01 \x01(\r\"_\n\x06VmInfo\x12\n\n\x02id\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\r\n\x05vcpus\x18\x04 \x01(\r\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\r\n\x05\x65xits\x18\x06 \x01(\x04\"\x10\n\x0eListVmsRequest\"/\n\x0fListVmsResponse\x12\x1c\n\x03vms\x18\x01 \x03(\x0b\x32\x0f.ioin.v1.VmInfo\"\xf3\x01\n\x05\x42irth\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0e\n\x06online\x18\x02 \x01(\x08\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x05 \x03(\t\x12\r\n\x05hooks\x18\x06 \x03(\t\x12\r\n\x05\x65poch\x18\x07 \x01(\t\x12\n\n\x02ts\x18\x08 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\t \x01(\t\x12*\n\x06labels\x18\n \x03(\x0b\x32\x1a.ioin.v1.Birth.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\xaf\x04\n\x05\x41gent\x12<\n\x07SetHook\x12\x17.ioin.v1.SetHookRequest\x1a\x18.ioin.v1.SetHookResponse\x12;\n\nRemoveHook\x12\x10.ioin.v1.HookRef\x1a\x1b.ioin.v1.RemoveHookResponse\x12\x42\n\tListHooks\x12\x19.ioin.v1.ListHooksRequest\x1a\x1a.ioin.v1.ListHooksResponse\x12-\n\nEnableHook\x12\x10.ioin.v1.HookRef\x1a\r.ioin.v1.Hook\x12.\n\x0b\x44isableHook\x12\x10.ioin.v1.HookRef\x1a\r.ioin.v1.Hook\x12\x37\n\tGetStatus\x12\x19.ioin.v1.GetStatusRequest\x1a\x0f.ioin.v1.Status\x12\x39\n\x06Resume\x12\x16.ioin.v1.ResumeRequest\x1a\x17.ioin.v1.ResumeResponse\x12+\n\x07StartVm\x12\x0f.ioin.v1.VmSpec\x1a\x0f.ioin.v1.VmInfo\x12)\n\x06StopVm\x12\x0e.ioin.v1.VmRef\x1a\x0f.ioin.v1.VmInfo\x12<\n\x07ListVms\x12\x17.ioin.v1.ListVmsRequest\x1a\x18.ioin.v1.ListVmsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13ioin/v1/agent.proto\x12\x07ioin.v1\x1a\x13ioin/v1/hooks.proto\"T\n\x0eSetHookRequest\x12\x1f\n\x04spec\x18\x01 \x01(\x0b\x32\x11.ioin.v1.HookSpec\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\x10\n\x08\x64isabled\x18\x03 \x01(\x08\"R\n\x0fSetHookResponse\x12\x1b\n\x04hook\x18\x01 \x01(\x0b\x32\r.ioin.v1.Hook\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x11\n\tunchanged\x18\x03 \x01(\x08\"\x15\n\x07HookRef\x12\n\n\x02id\x18\x01 \x01(\t\"1\n\x12RemoveHookResponse\x12\x1b\n\x04hook\x18\x01 \x01(\x0b\x32\r.ioin.v1.Hook\"9\n\x10ListHooksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"Y\n\x11ListHooksResponse\x12\x1c\n\x05hooks\x18\x01 \x03(\x0b\x32\r.ioin.v1.Hook\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\r\n\x05total\x18\x03 \x01(\r\"\x12\n\x10GetStatusRequest\"&\n\x07\x43ounter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04\"\xd1\x02\n\x06Status\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\x12\x1c\n\x05hooks\x18\x05 \x03(\x0b\x32\r.ioin.v1.Hook\x12\"\n\x08\x63ounters\x18\x06 \x03(\x0b\x32\x10.ioin.v1.Counter\x12\r\n\x05\x65poch\x18\x07 \x01(\t\x12\x12\n\nstarted_ns\x18\x08 \x01(\x04\x12\x18\n\x10\x62roker_connected\x18\t \x01(\x08\x12+\n\x06labels\x18\n \x03(\x0b\x32\x1b.ioin.v1.Status.LabelsEntry\x12\x0f\n\x07\x61\x64\x64ress\x18\x0b \x01(\t\x12\x15\n\rhooks_omitted\x18\x0c \x01(\r\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"?\n\rResumeRequest\x12\x10\n\x08\x62reak_id\x18\x01 \x01(\t\x12\x12\n\x05value\x18\x02 \x01(\rH\x00\x88\x01\x01\x42\x08\n\x06_value\"3\n\x0eResumeResponse\x12\x10\n\x08\x62reak_id\x18\x01 \x01(\t\x12\x0f\n\x07resumed\x18\x02 \x01(\x08\"\xa5\x01\n\x06VmSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\t\x12\x0c\n\x04mode\x18\x03 \x01(\t\x12\x16\n\tload_addr\x18\x04 \x01(\x04H\x00\x88\x01\x01\x12\x12\n\x05\x65ntry\x18\x05 \x01(\x04H\x01\x88\x01\x01\x12\r\n\x05vcpus\x18\x06 \x01(\r\x12\x0f\n\x07mem_mib\x18\x07 \x01(\r\x12\x0c\n\x04\x62ios\x18\x08 \x01(\tB\x0c\n\n_load_addrB\x08\n\x06_entry\"\x13\n\x05VmRef\x12\n\n\x02id\x18\x01 \x01(\r\"_\n\x06VmInfo\x12\n\n\x02id\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\r\n\x05vcpus\x18\x04 \x01(\r\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\r\n\x05\x65xits\x18\x06 \x01(\x04\"\x10\n\x0eListVmsRequest\"/\n\x0fListVmsResponse\x12\x1c\n\x03vms\x18\x01 \x03(\x0b\x32\x0f.ioin.v1.VmInfo\"\xf3\x01\n\x05\x42irth\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x0e\n\x06online\x18\x02 \x01(\x08\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x05 \x03(\t\x12\r\n\x05hooks\x18\x06 \x03(\t\x12\r\n\x05\x65poch\x18\x07 \x01(\t\x12\n\n\x02ts\x18\x08 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\t \x01(\t\x12*\n\x06labels\x18\n \x03(\x0b\x32\x1a.ioin.v1.Birth.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\xaf\x04\n\x05\x41gent\x12<\n\x07SetHook\x12\x17.ioin.v1.SetHookRequest\x1a\x18.ioin.v1.SetHookResponse\x12;\n\nRemoveHook\x12\x10.ioin.v1.HookRef\x1a\x1b.ioin.v1.RemoveHookResponse\x12\x42\n\tListHooks\x12\x19.ioin.v1.ListHooksRequest\x1a\x1a.ioin.v1.ListHooksResponse\x12-\n\nEnableHook\x12\x10.ioin.v1.HookRef\x1a\r.ioin.v1.Hook\x12.\n\x0b\x44isableHook\x12\x10.ioin.v1.HookRef\x1a\r.ioin.v1.Hook\x12\x37\n\tGetStatus\x12\x19.ioin.v1.GetStatusRequest\x1a\x0f.ioin.v1.Status\x12\x39\n\x06Resume\x12\x16.ioin.v1.ResumeRequest\x1a\x17.ioin.v1.ResumeResponse\x12+\n\x07StartVm\x12\x0f.ioin.v1.VmSpec\x1a\x0f.ioin.v1.VmInfo\x12)\n\x06StopVm\x12\x0e.ioin.v1.VmRef\x1a\x0f.ioin.v1.VmInfo\x12<\n\x07ListVms\x12\x17.ioin.v1.ListVmsRequest\x1a\x18.ioin.v1.ListVmsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,35 +45,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REMOVEHOOKRESPONSE']._serialized_start=246
   _globals['_REMOVEHOOKRESPONSE']._serialized_end=295
   _globals['_LISTHOOKSREQUEST']._serialized_start=297
-  _globals['_LISTHOOKSREQUEST']._serialized_end=315
-  _globals['_LISTHOOKSRESPONSE']._serialized_start=317
-  _globals['_LISTHOOKSRESPONSE']._serialized_end=366
-  _globals['_GETSTATUSREQUEST']._serialized_start=368
-  _globals['_GETSTATUSREQUEST']._serialized_end=386
-  _globals['_COUNTER']._serialized_start=388
-  _globals['_COUNTER']._serialized_end=426
-  _globals['_STATUS']._serialized_start=429
-  _globals['_STATUS']._serialized_end=743
-  _globals['_STATUS_LABELSENTRY']._serialized_start=698
-  _globals['_STATUS_LABELSENTRY']._serialized_end=743
-  _globals['_RESUMEREQUEST']._serialized_start=745
-  _globals['_RESUMEREQUEST']._serialized_end=808
-  _globals['_RESUMERESPONSE']._serialized_start=810
-  _globals['_RESUMERESPONSE']._serialized_end=861
-  _globals['_VMSPEC']._serialized_start=864
-  _globals['_VMSPEC']._serialized_end=1029
-  _globals['_VMREF']._serialized_start=1031
-  _globals['_VMREF']._serialized_end=1050
-  _globals['_VMINFO']._serialized_start=1052
-  _globals['_VMINFO']._serialized_end=1147
-  _globals['_LISTVMSREQUEST']._serialized_start=1149
-  _globals['_LISTVMSREQUEST']._serialized_end=1165
-  _globals['_LISTVMSRESPONSE']._serialized_start=1167
-  _globals['_LISTVMSRESPONSE']._serialized_end=1214
-  _globals['_BIRTH']._serialized_start=1217
-  _globals['_BIRTH']._serialized_end=1460
-  _globals['_BIRTH_LABELSENTRY']._serialized_start=698
-  _globals['_BIRTH_LABELSENTRY']._serialized_end=743
-  _globals['_AGENT']._serialized_start=1463
-  _globals['_AGENT']._serialized_end=2022
+  _globals['_LISTHOOKSREQUEST']._serialized_end=354
+  _globals['_LISTHOOKSRESPONSE']._serialized_start=356
+  _globals['_LISTHOOKSRESPONSE']._serialized_end=445
+  _globals['_GETSTATUSREQUEST']._serialized_start=447
+  _globals['_GETSTATUSREQUEST']._serialized_end=465
+  _globals['_COUNTER']._serialized_start=467
+  _globals['_COUNTER']._serialized_end=505
+  _globals['_STATUS']._serialized_start=508
+  _globals['_STATUS']._serialized_end=845
+  _globals['_STATUS_LABELSENTRY']._serialized_start=800
+  _globals['_STATUS_LABELSENTRY']._serialized_end=845
+  _globals['_RESUMEREQUEST']._serialized_start=847
+  _globals['_RESUMEREQUEST']._serialized_end=910
+  _globals['_RESUMERESPONSE']._serialized_start=912
+  _globals['_RESUMERESPONSE']._serialized_end=963
+  _globals['_VMSPEC']._serialized_start=966
+  _globals['_VMSPEC']._serialized_end=1131
+  _globals['_VMREF']._serialized_start=1133
+  _globals['_VMREF']._serialized_end=1152
+  _globals['_VMINFO']._serialized_start=1154
+  _globals['_VMINFO']._serialized_end=1249
+  _globals['_LISTVMSREQUEST']._serialized_start=1251
+  _globals['_LISTVMSREQUEST']._serialized_end=1267
+  _globals['_LISTVMSRESPONSE']._serialized_start=1269
+  _globals['_LISTVMSRESPONSE']._serialized_end=1316
+  _globals['_BIRTH']._serialized_start=1319
+  _globals['_BIRTH']._serialized_end=1562
+  _globals['_BIRTH_LABELSENTRY']._serialized_start=800
+  _globals['_BIRTH_LABELSENTRY']._serialized_end=845
+  _globals['_AGENT']._serialized_start=1565
+  _globals['_AGENT']._serialized_end=2124
 # @@protoc_insertion_point(module_scope)

@@ -117,14 +117,26 @@ Global___RemoveHookResponse: _TypeAlias = RemoveHookResponse  # noqa: Y015
 
 @_typing.final
 class ListHooksRequest(_message.Message):
+    """Hooks come in pages, in id order, so that every hook the agent accepts can be listed: a page
+    holds at most `page_size` hooks (0: the agent's default, 500) and stays under 1 MB.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    page_token: _builtins.str
+    """next_page_token of the previous page; empty: the first page"""
     def __init__(
         self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -135,16 +147,24 @@ class ListHooksResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     HOOKS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """empty on the last page"""
+    total: _builtins.int
+    """hooks the agent holds"""
     @_builtins.property
     def hooks(self) -> _containers.RepeatedCompositeFieldContainer[_hooks_pb2.Hook]: ...
     def __init__(
         self,
         *,
         hooks: _abc.Iterable[_hooks_pb2.Hook] | None = ...,
+        next_page_token: _builtins.str = ...,
+        total: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hooks", b"hooks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hooks", b"hooks", "next_page_token", b"next_page_token", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -222,6 +242,7 @@ class Status(_message.Message):
     BROKER_CONNECTED_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     ADDRESS_FIELD_NUMBER: _builtins.int
+    HOOKS_OMITTED_FIELD_NUMBER: _builtins.int
     version: _builtins.str
     host: _builtins.str
     backend: _builtins.str
@@ -230,10 +251,14 @@ class Status(_message.Message):
     broker_connected: _builtins.bool
     address: _builtins.str
     """the gRPC address the agent advertises"""
+    hooks_omitted: _builtins.int
+    """hooks left out of `hooks` (the 1 MB bound); 0 if none"""
     @_builtins.property
     def capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
-    def hooks(self) -> _containers.RepeatedCompositeFieldContainer[_hooks_pb2.Hook]: ...
+    def hooks(self) -> _containers.RepeatedCompositeFieldContainer[_hooks_pb2.Hook]:
+        """at most 1 MB of them: ListHooks pages through them all"""
+
     @_builtins.property
     def counters(self) -> _containers.RepeatedCompositeFieldContainer[Global___Counter]: ...
     @_builtins.property
@@ -254,10 +279,11 @@ class Status(_message.Message):
         broker_connected: _builtins.bool = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         address: _builtins.str = ...,
+        hooks_omitted: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "backend", b"backend", "broker_connected", b"broker_connected", "capabilities", b"capabilities", "counters", b"counters", "epoch", b"epoch", "hooks", b"hooks", "host", b"host", "labels", b"labels", "started_ns", b"started_ns", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "backend", b"backend", "broker_connected", b"broker_connected", "capabilities", b"capabilities", "counters", b"counters", "epoch", b"epoch", "hooks", b"hooks", "hooks_omitted", b"hooks_omitted", "host", b"host", "labels", b"labels", "started_ns", b"started_ns", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -96,3 +96,78 @@ def test_check_config_command_exit_codes(tmp_path: Path) -> None:
         "ioind: mqtt.port: expected an integer, got 'x'",
         "ioind: mqtt.format: one of protobuf, json",
     ]
+
+
+# -- issue 10, item 6: every key range-checked, unreadable files and a wrong machine ---------------
+
+
+@pytest.mark.parametrize(
+    ("toml", "problem"),
+    [
+        ("[mqtt]\nkeepalive = -5", "mqtt.keepalive: out of range 1..65535, got -5"),
+        ("[mqtt]\nkeepalive = 100000", "mqtt.keepalive: out of range 1..65535, got 100000"),
+        ("[mqtt]\nsession_expiry = -1", "mqtt.session_expiry: out of range 0..4294967295, got -1"),
+        ("[mqtt]\nsession_expiry = 1099511627776", "mqtt.session_expiry: out of range"),
+        ("[mqtt]\nack_timeout = 0", "mqtt.ack_timeout: out of range 0.1..3600, got 0.0"),
+        ("[mqtt]\nack_timeout = -1", "mqtt.ack_timeout: out of range 0.1..3600, got -1.0"),
+        ("[mqtt]\ncatchup_rate = inf", "mqtt.catchup_rate: out of range 0.001..1000000, got inf"),
+        ("[kvm]\nbreak_timeout = nan", "kvm.break_timeout: out of range 0.001..86400.0, got nan"),
+        ("[grpc]\nlisten = '0.0.0.0:99999'", "grpc.listen: expected HOST:PORT with a port in"),
+        ("[metrics]\nlisten = ':80'", "metrics.listen: expected HOST:PORT"),
+        ("[limits]\nmax_hooks = 0", "limits.max_hooks: out of range 1..1000000, got 0"),
+        ("[limits]\nmax_nesting = 1000", "limits.max_nesting: out of range 1..256, got 1000"),
+        ("state_dir = ''", "state_dir: must not be empty"),
+        ("[mqtt]\nhost = ' '", "mqtt.host: must not be empty"),
+    ],
+)
+def test_out_of_range_values_are_refused_naming_key_range_and_value(
+    tmp_path: Path, toml: str, problem: str
+) -> None:
+    path = tmp_path / "a.toml"
+    path.write_text(toml + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert [p for p in info.value.problems if p.startswith(problem)], info.value.problems
+
+
+def test_check_config_reports_every_range_problem_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "a.toml"
+    path.write_text("[mqtt]\nkeepalive = -5\nsession_expiry = -1\nack_timeout = 0\n")
+    res = subprocess.run(
+        [sys.executable, "-m", "agent", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 1
+    keys = [line.split(":")[1].strip() for line in res.stderr.splitlines()]
+    assert keys == ["grpc", "mqtt.keepalive", "mqtt.session_expiry", "mqtt.ack_timeout"]
+    assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b'host = "h\xff\xfe"\n', "UTF-8 (byte 9 is 0xff)"),
+        (
+            b"a = " + b"[" * 5000 + b"]" * 5000 + b"\n",
+            "valid TOML: arrays or tables nested too deeply",
+        ),
+        (
+            b"a = " + b"{b = " * 3000 + b"1" + b"}" * 3000 + b"\n",
+            "valid TOML: arrays or tables nested too deeply",
+        ),
+    ],
+)
+def test_undecodable_files_are_one_error_naming_the_file(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_bytes(content)
+    res = subprocess.run(
+        [sys.executable, "-m", "agent", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (res.returncode, res.stderr) == (1, f"ioind: {path}: not {problem}\n")

@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from agent.hooks.lang import parse
+from agent.state import HookStore
 from agent.wire import agent_pb2, agent_pb2_grpc, hooks_pb2
 from tests.harness import AgentProc
 
@@ -130,7 +131,7 @@ async def test_an_out_of_range_stage_is_invalid_argument_naming_stage(
     assert "99" in (err.details() or "")
 
 
-async def test_a_format_1_state_file_still_loads_and_is_rewritten_as_format_2(
+async def test_a_format_1_state_file_still_loads_and_is_imported_into_the_database(
     agent_factory: Callable[..., AgentProc], tmp_path: Path
 ) -> None:
     state = tmp_path / "doors-old" / "state"
@@ -145,8 +146,7 @@ async def test_a_format_1_state_file_still_loads_and_is_rewritten_as_format_2(
     assert [(h.spec, h.enabled) for h in hooks] == [
         (parse("!ioin 0x3f8 core 1", hook_id="uart"), False)
     ]
-    saved = json.loads((state / "hooks.json").read_text())
-    assert saved["format"] == 2
-    assert [(h["spec"]["id"], h["spec"]["core"], h["enabled"]) for h in saved["hooks"]] == [
-        ("uart", 1, False)
-    ]
+    assert not (state / "hooks.json").exists()
+    assert (state / "hooks.json.imported").exists()
+    saved = HookStore(state).load()
+    assert [(h.spec.id, h.spec.core, h.enabled) for h in saved] == [("uart", 1, False)]

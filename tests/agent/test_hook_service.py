@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -51,7 +50,7 @@ def test_a_refusal_quotes_a_long_value_shortened() -> None:
     # a long (valid: condition blocks are compiled) condition the command does not have
     spec = parse("!ioin 3f8 condition { " + "$context == 1 || " * 20 + "1 }")
     with pytest.raises(HookSyntaxError) as info:
-        resolve("!ioin 3f8", spec)
+        resolve("!ioin 3f8", spec, max_command=200_000)
     assert info.value.token == "condition"
     assert len(str(info.value)) < 200
 
@@ -78,11 +77,10 @@ def test_saved_specs_come_back_and_one_breaking_the_rules_is_left_out(tmp_path: 
     svc, _ = service(tmp_path)
     svc.set(spec=hooks_pb2.HookSpec(id="bare", direction=hooks_pb2.DIRECTION_OUT, set_value=5))
     svc.set(command="!ioin 0x3f8 core 1", enabled=False)
-    saved = json.loads((tmp_path / "hooks.json").read_text())
-    # a hand-edited (or older, laxer) file: sc on with stage post is not a hook
-    bad = {"id": "bad", "direction": "DIRECTION_IN", "short_circuit": True, "stage": "STAGE_POST"}
-    saved["hooks"].append({"enabled": True, "spec": bad})
-    (tmp_path / "hooks.json").write_text(json.dumps(saved))
+    # a hand-made (or older, laxer) row: sc on with stage post is not a hook
+    bad = hooks_pb2.HookSpec(id="bad", direction=hooks_pb2.DIRECTION_IN, short_circuit=True)
+    bad.stage = hooks_pb2.STAGE_POST
+    HookStore(tmp_path).put(StoredHook(bad, True))
     again, changes = service(tmp_path)
     again.restore(["!ioout 0x80", "!ioin 3f8 core 1 sc on stage post"])
     assert [(h.spec, h.enabled) for h in again.hooks()] == [
@@ -93,7 +91,7 @@ def test_saved_specs_come_back_and_one_breaking_the_rules_is_left_out(tmp_path: 
 
 
 def test_the_saved_hook_wins_over_the_config_on_the_same_id(tmp_path: Path) -> None:
-    HookStore(tmp_path).save([StoredHook(parse("!ioin 70 rate 5"), False)])
+    HookStore(tmp_path).put(StoredHook(parse("!ioin 70 rate 5"), False))
     svc, _ = service(tmp_path)
     svc.restore(["!ioin 70 rate 5 burst 5"])  # the same hook, so the same derived id
     [hook] = svc.hooks()
@@ -101,6 +99,23 @@ def test_the_saved_hook_wins_over_the_config_on_the_same_id(tmp_path: Path) -> N
 
 
 def test_an_unreadable_state_file_is_set_aside(tmp_path: Path) -> None:
+    (tmp_path / "hooks.db").write_bytes(b"not a database" * 100)
+    assert HookStore(tmp_path).load() == []
+    assert (tmp_path / "hooks.db.corrupt").exists()
+
+
+def test_an_unreadable_old_state_file_is_not_imported(tmp_path: Path) -> None:
     (tmp_path / "hooks.json").write_text('{"format": 2, "hooks": {}}')
     assert HookStore(tmp_path).load() == []
-    assert (tmp_path / "hooks.corrupt").exists()
+
+
+def test_the_store_writes_one_row_per_change_and_keeps_the_set_order(tmp_path: Path) -> None:
+    store = HookStore(tmp_path)
+    a, b = parse("!ioin 70", hook_id="a"), parse("!ioin 71", hook_id="b")
+    store.put_many([StoredHook(a, True), StoredHook(b, True)])
+    store.put(StoredHook(a, False))  # only the flag: keeps its place
+    assert [(h.spec.id, h.enabled) for h in store.load()] == [("a", False), ("b", True)]
+    store.put(StoredHook(parse("!ioin 72", hook_id="a"), True))  # a new spec: now the newest
+    store.delete("b")
+    store.close()
+    assert [(h.spec.id, h.spec.port) for h in HookStore(tmp_path).load()] == [("a", 0x72)]

@@ -44,6 +44,9 @@ async def test_prometheus_endpoint_exports_the_pipeline(
     assert 'ioind_events_dropped_total{stage="spool"}' in values
     assert values["ioind_publish_latency_seconds_count"] > 0
     assert "ioind_spool_bytes" in values
+    assert values['ioind_rpc_refused_total{kind="stream"}'] == 0  # limits.max_streams
+    assert values['ioind_rpc_active{kind="unary"}'] == 0
+    assert values["ioind_spool_disk_full_total"] == 0
 
 
 async def health(agent: AgentProc) -> int:

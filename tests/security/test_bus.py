@@ -235,7 +235,7 @@ async def test_a_real_agent_publishes_over_tls_as_its_certificate(
     out = await asyncio.to_thread(subprocess.run, watch, capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     events = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    assert events
+    assert events, (out.stdout[-2000:], out.stderr[-2000:])
     assert {e["host"] for e in events} == {"host-a"}
 
 
