@@ -19,6 +19,7 @@ allowed or refused, is handed to ``audit`` once it has finished, as a :class:`Do
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
@@ -211,8 +212,12 @@ class RoleInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         async def call(request: Any, context: Ctx) -> AsyncIterator[Any]:
             need = await self._admit(method, None if by_method else request, context)
             try:
-                async for item in inner(request, context):
-                    yield item
+                result = inner(request, context)
+                if inspect.isawaitable(result):  # a handler that writes with context.write()
+                    await result
+                else:
+                    async for item in result:
+                        yield item
             except BaseException:
                 self._record(method, need, context, None, "")
                 raise
