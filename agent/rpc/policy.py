@@ -23,6 +23,7 @@ from typing import Any
 from agent.errors import HookError
 from agent.hooks.lang import canonical
 from agent.hooks.service import resolve
+from agent.hooks.validate import check_spec
 from agent.identity import Role
 from agent.model import Capability
 from agent.rpc.roles import Need, Policy, table_policy
@@ -79,9 +80,11 @@ def agent_policy(held: Callable[[str], hooks_pb2.HookSpec | None]) -> Policy:
     def need(method: str, request: Any) -> Need:
         name = method.rsplit("/", 1)[-1]
         if method == f"{AGENT}SetHook":
-            spec = _pushed(request)
+            spec = _pushed(request) if isinstance(request, agent_pb2.SetHookRequest) else None
             return _for_hook(name, spec, held(spec.id) if spec and spec.id else None)
         if method in _ON_HOOK:
+            if not isinstance(request, agent_pb2.HookRef):  # undecodable: refused inside anyway
+                return _for_hook(name, None)
             return _for_hook(name, held(request.id), hook_id=request.id)
         return by_table(method, request)
 
@@ -110,6 +113,8 @@ def _pushed(request: agent_pb2.SetHookRequest) -> hooks_pb2.HookSpec | None:
     """The hook a SetHookRequest sets, resolved as the hook service will (``None``: it will
     refuse the request)."""
     try:
-        return resolve(request.command, request.spec if request.HasField("spec") else None)
-    except HookError:
+        return check_spec(
+            resolve(request.command, request.spec if request.HasField("spec") else None)
+        )
+    except (HookError, ValueError):  # the hook service refuses it, naming the field
         return None

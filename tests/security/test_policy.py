@@ -57,3 +57,12 @@ def test_set_hook_is_judged_by_the_hook_pushed_and_the_hook_replaced() -> None:
     assert (fresh.role, fresh.what) == (Role.OPERATOR, "SetHook")
     broken = policy("/ioin.v1.Agent/SetHook", agent_pb2.SetHookRequest(command="!ioin zz"))
     assert broken.role is Role.OPERATOR  # refused later with INVALID_ARGUMENT naming 'zz'
+
+
+def test_a_request_that_did_not_decode_is_judged_by_its_method() -> None:
+    """The error interceptor hands on undecodable bytes as a placeholder (it answers them with
+    INVALID_ARGUMENT); the policy still names the least role the method needs."""
+    policy = agent_policy(lambda _: None)
+    for method in ("SetHook", "RemoveHook", "EnableHook", "DisableHook"):
+        need = policy(f"/ioin.v1.Agent/{method}", object())
+        assert (need.role, need.what, need.mutating) == (Role.OPERATOR, method, True)
