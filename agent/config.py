@@ -216,6 +216,17 @@ _CHECKS: list[tuple[str, Callable[[AgentConfig], bool], str]] = [
     ("mqtt.batch_ms", lambda c: 1 <= c.mqtt.batch_ms <= 60_000, "out of range 1..60000"),
     ("mqtt.spool_mb", lambda c: 1 <= c.mqtt.spool_mb <= 1_000_000, "out of range 1..1000000"),
     ("mqtt.max_inflight", lambda c: 1 <= c.mqtt.max_inflight <= 65535, "out of range 1..65535"),
+    ("mqtt.cafile", lambda c: not c.mqtt.tls or bool(c.mqtt.cafile), "required with tls = true"),
+    (
+        "mqtt.tls",
+        lambda c: c.mqtt.tls or not (c.mqtt.cafile or c.mqtt.certfile or c.mqtt.keyfile),
+        "cafile, certfile and keyfile are used only with tls = true",
+    ),
+    (
+        "mqtt.keyfile",
+        lambda c: bool(c.mqtt.certfile) == bool(c.mqtt.keyfile),
+        "certfile and keyfile go together",
+    ),
     (
         "grpc.advertise",
         lambda c: c.grpc.advertise == "" or c.grpc.advertise.rpartition(":")[2].isdigit(),

@@ -75,6 +75,12 @@ class MqttConfig:
     session_expiry: int = 3600  # s the broker keeps our session after a disconnect
     keepalive: int = 30
     ack_timeout: float = 10.0
+    # TLS to the broker (deploy/mosquitto.conf): the CA of the broker's certificate, and the
+    # agent's own certificate and key, whose CN the broker takes as username and client id.
+    tls: bool = False
+    cafile: str = ""
+    certfile: str = ""
+    keyfile: str = ""
 
 
 @dataclass(frozen=True)

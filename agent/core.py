@@ -11,11 +11,12 @@ calls and never reach past them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Self
 
 from agent.errors import NotFoundError
 from agent.hooks.service import HookService, SetOutcome
+from agent.notices import Notice, NoticeKind
 from agent.publish.mqtt import Publisher
 from agent.publish.route import BusRoute
 from agent.rpc.limits import LimitInterceptor
@@ -65,6 +66,10 @@ class Agent:
         """GetStatus: version, backend, capabilities, hooks, counters, broker connection."""
         return self.reports.status()
 
+    def renew_tls(self) -> None:
+        """Present renewed MQTT TLS files from now on (reconnects; a SIGHUP reload calls it)."""
+        self._publisher.renew()
+
     @property
     def producing(self) -> asyncio.Event:
         """Set once the backend produces (systemd's readiness and watchdog wait for it)."""
@@ -95,6 +100,15 @@ class Agent:
     def list_hooks(self, page_size: int, page_token: str) -> agent_pb2.ListHooksResponse:
         """One page of the hooks, in id order (``agent.rpc.paging``)."""
         return list_page(self._hooks.table, page_size, page_token)
+
+    def held(self, hook_id: str) -> hooks_pb2.HookSpec | None:
+        """The spec held under ``hook_id`` (the role policy judges changes to it by this)."""
+        table = self._hooks.table
+        return table.get(hook_id).spec if hook_id in table else None
+
+    def audit(self, record: Mapping[str, object]) -> None:
+        """Publish an audit record on ``ioin/v1/<host>/audit`` (see :mod:`agent.audit`)."""
+        self._route.notice(Notice(NoticeKind.AUDIT, record))
 
     # -- breaks and VMs (the backend) -----------------------------------------------------
 

@@ -112,7 +112,7 @@ _INTS: Mapping[str, tuple[int, int]] = {
     "rip": (0, U64),
     "value_set": (0, U32),
 }
-_NULLABLE = frozenset({"rip", "value_set", "break_id", "output"})
+_NULLABLE = frozenset({"rip", "value_set", "break_id", "output"})  # output: None when empty
 _BOOLS = ("string", "rep", "skipped")
 _CHOICES: Mapping[str, tuple[object, ...]] = {
     "dir": ("in", "out"),

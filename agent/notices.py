@@ -6,6 +6,8 @@ A :class:`Notice` is a typed kind plus its fields. The agent routes it by :attr:
   ``text``, ``device`` — published on ``ioin/v1/<host>/console/<vm_name>`` (QoS 0);
 - :attr:`Route.BREAKS` (kind ``break``): a vCPU paused by a break hook, fields ``break_id``,
   ``hook_id``, ``vm``, ``vm_name``, ``vcpu``, ``port``, ``dir``, ``timeout_s`` — on ``.../breaks``;
+- :attr:`Route.AUDIT` (kind ``audit``): a mutating gRPC call (see :mod:`agent.audit`) — on
+  ``.../audit``;
 - :attr:`Route.NOTICES` (every other kind): on ``ioin/v1/<host>/notices`` with ``kind`` and the
   fields.
 
@@ -35,6 +37,7 @@ class NoticeKind(StrEnum):
     SUPPRESSED = "suppressed"  # events held back by a hook's rate limit (pipeline)
     DROPS = "drops"  # events dropped at a bounded stage (agent)
     SCRIPT_ABORT = "script-abort"  # a hook's script runs aborted (budget, division by zero)
+    AUDIT = "audit"  # a mutating gRPC call, allowed or refused (agent.audit)
 
 
 class Route(Enum):
@@ -43,9 +46,14 @@ class Route(Enum):
     CONSOLE = "console"
     BREAKS = "breaks"
     NOTICES = "notices"
+    AUDIT = "audit"
 
 
-_ROUTES = {NoticeKind.CONSOLE: Route.CONSOLE, NoticeKind.BREAK: Route.BREAKS}
+_ROUTES = {
+    NoticeKind.CONSOLE: Route.CONSOLE,
+    NoticeKind.BREAK: Route.BREAKS,
+    NoticeKind.AUDIT: Route.AUDIT,
+}
 
 
 class Notice(NamedTuple):

@@ -11,6 +11,7 @@ topic                           payload                                         
 ``<prefix>/<host>/notices``     drops, suppressions, backend errors (JSON)      1
 ``<prefix>/<host>/breaks``      a vCPU paused by a break (JSON)                 1
 ``<prefix>/<host>/console/<vm>`` guest serial output (raw)                      0
+``<prefix>/<host>/audit``       a mutating gRPC call: who, what, result (JSON)  1
 =============================== =============================================== ================
 
 Host and hook ids never contain ``/``, ``+`` or ``#`` (:func:`agent.model.check_id`), so each is
@@ -30,6 +31,7 @@ __all__ = [
     "PREFIX",
     "Kind",
     "TopicName",
+    "audit",
     "breaks",
     "console",
     "events",
@@ -53,6 +55,7 @@ class Kind(StrEnum):
     NOTICES = "notices"
     BREAKS = "breaks"
     CONSOLE = "console"
+    AUDIT = "audit"
 
 
 def events(host: str, hook_id: str) -> str:
@@ -69,6 +72,10 @@ def notices(host: str) -> str:
 
 def breaks(host: str) -> str:
     return f"{PREFIX}/{host}/{Kind.BREAKS}"
+
+
+def audit(host: str) -> str:
+    return f"{PREFIX}/{host}/{Kind.AUDIT}"
 
 
 def console(host: str, vm_name: str) -> str:

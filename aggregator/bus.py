@@ -109,6 +109,11 @@ class Bus:
             clean_start=False,
             properties=props,
             keepalive=30,
+            tls_params=aiomqtt.TLSParameters(
+                ca_certs=cfg.mqtt_ca, certfile=cfg.mqtt_cert or None, keyfile=cfg.mqtt_key or None
+            )
+            if cfg.mqtt_ca
+            else None,
         )
         _paho(client).manual_ack_set(True)
         return client

@@ -48,12 +48,18 @@ def run(
     cert: Annotated[str | None, Opt(help="Server certificate (PEM), mutual TLS.")] = None,
     key: Annotated[str | None, Opt(help="Its private key.")] = None,
     ca: Annotated[str | None, Opt(help="CA that signs the clients' certificates.")] = None,
+    mqtt_ca: Annotated[str | None, Opt(help="MQTT over TLS: the broker's CA.")] = None,
+    mqtt_cert: Annotated[
+        str | None, Opt(help="MQTT over TLS: this instance's certificate.")
+    ] = None,
+    mqtt_key: Annotated[str | None, Opt(help="Its private key.")] = None,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
     cfg = load(config).with_flags(
         broker=broker, group=group, id=id, listen=listen, store=store, state_dir=state_dir,
         metrics=metrics, alerts=alerts, insecure=insecure, cert=cert, key=key, ca=ca,
+        mqtt_ca=mqtt_ca, mqtt_cert=mqtt_cert, mqtt_key=mqtt_key,
     )  # fmt: skip
     _logging()
     asyncio.run(_serve(cfg))

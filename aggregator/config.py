@@ -68,6 +68,12 @@ class Config:
     ca: str = ""
     username: str = ""
     password: str = ""
+    # MQTT over TLS (deploy/mosquitto.conf): the CA of the broker's certificate, and this
+    # instance's own pair (`ioinctl pki issue --user NAME`; `ioinctl pki broker-acl --aggregator
+    # NAME` lets NAME read and publish alerts). Each instance needs a certificate of its own.
+    mqtt_ca: str = ""
+    mqtt_cert: str = ""
+    mqtt_key: str = ""
     session_expiry: int = 3600  # s the broker keeps our session (and queues) while we are away
     retention: dict[str, int] = field(
         default_factory=lambda: {"s": 3600, "m": 7 * 86400, "t": 30 * 86400, "h": 365 * 86400}
@@ -174,6 +180,8 @@ def _checked(c: Config) -> Config:
     for key, ok, what in checks:
         if not ok:
             raise ConfigError(key, f"out of range {what}")
+    if bool(c.mqtt_cert) != bool(c.mqtt_key) or (c.mqtt_cert and not c.mqtt_ca):
+        raise ConfigError("mqtt_cert/mqtt_key", "go together, and need mqtt_ca")
     if not c.insecure and not (c.cert and c.key and c.ca):
         raise ConfigError("cert/key/ca", "mutual TLS needs all three (or insecure = true)")
     return c

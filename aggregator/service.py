@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 import grpc.aio
 
+from agent.identity import Role
+from agent.rpc.roles import RoleInterceptor, table_policy
 from agent.wire import aggregator_pb2 as pb
 from agent.wire import aggregator_pb2_grpc
 from aggregator.alerts import Alert
@@ -183,9 +185,15 @@ def _code(exc: Exception) -> grpc.StatusCode:
     )
 
 
+# The agents' roles (agent.rpc.roles): every call here is a read, open to viewers; a method
+# missing from this table would need admin.
+_READS = {f"/ioin.v1.Aggregator/{m}": Role.VIEWER for m in ("Top", "Query", "Hosts")}
+
+
 def create_server(cfg: Config, service: AggregatorService) -> tuple[grpc.aio.Server, int]:
     """The gRPC server (not started) and its bound port (``listen`` may say port 0)."""
-    server = grpc.aio.server(interceptors=[ErrorInterceptor()])
+    roles = RoleInterceptor(table_policy(_READS, {}), secure=not cfg.insecure)
+    server = grpc.aio.server(interceptors=[roles, ErrorInterceptor()])
     aggregator_pb2_grpc.add_AggregatorServicer_to_server(service, server)
     if cfg.insecure:
         port = server.add_insecure_port(cfg.listen)

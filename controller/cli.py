@@ -20,6 +20,7 @@ from controller import (
     cmd_fleet,
     cmd_hooks,
     cmd_hosts,
+    cmd_pki,
     cmd_script,
     cmd_watch,
 )
@@ -67,6 +68,7 @@ app.add_typer(cmd_fleet.vm_app, name="vm")
 app.command("watch")(cmd_watch.watch)
 app.command("top")(cmd_agg.top)
 app.command("query")(cmd_agg.query)
+app.add_typer(cmd_pki.pki_app, name="pki")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -59,6 +59,18 @@ def watch(
         str | None,
         typer.Option(envvar="IOIN_MQTT_CA", help="CA for MQTT over TLS.", rich_help_panel=_MQTT),
     ] = None,
+    mqtt_cert: Annotated[
+        str | None,
+        typer.Option(
+            envvar="IOIN_MQTT_CERT",
+            help="Client certificate for MQTT over TLS (its CN must be a reader).",
+            rich_help_panel=_MQTT,
+        ),
+    ] = None,
+    mqtt_key: Annotated[
+        str | None,
+        typer.Option(envvar="IOIN_MQTT_KEY", help="Its key.", rich_help_panel=_MQTT),
+    ] = None,
     inventory: InventoryOpt = None,
     output: OutputOpt = Output.TABLE,
 ) -> int:
@@ -66,6 +78,8 @@ def watch(
     output = Output.JSON if output is Output.JSONL else output  # events are a stream either way
     if check_gaps and hook is not None:
         raise UsageError("--check-gaps needs every hook's events: it cannot be used with --hook")
+    if (mqtt_cert is None) != (mqtt_key is None) or (mqtt_cert and not mqtt_ca):
+        raise UsageError("--mqtt-cert and --mqtt-key go together, and need --mqtt-ca")
     if gap_grace <= 0:
         raise UsageError(f"--gap-grace must be positive, got {gap_grace:g}")
     cfg = WatchConfig(
@@ -80,6 +94,8 @@ def watch(
         username=username,
         password=password,
         tls_ca=mqtt_ca,
+        tls_cert=mqtt_cert,
+        tls_key=mqtt_key,
         check_gaps=check_gaps,
         gap_grace=gap_grace,
     )

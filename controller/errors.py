@@ -13,7 +13,8 @@ One root; every subclass carries fields, not only text, and an ``exit_code`` tha
     ├── AgentUnreachable(host, address, reason, kind)  no answer (kind: refused, timeout, tls, ...)
     ├── RemoteError(host, code, details)         the agent answered with a gRPC error status
     ├── PlanConflict(hook, policy, problem)      `apply` cannot own a hook on an agent
-    └── BrokerError(address, reason)             the MQTT broker refused us or went away
+    ├── BrokerError(address, reason)             the MQTT broker refused us or went away
+    └── PkiError(what, problem)                  ``ioinctl pki`` cannot do it (names the file)
 
 ``grpc.aio.AioRpcError`` becomes ``AgentUnreachable`` / ``RemoteError`` in exactly one place,
 :func:`controller.client.translate`.
@@ -29,6 +30,7 @@ __all__ = [
     "InvalidHook",
     "InvalidScript",
     "InventoryError",
+    "PkiError",
     "PlanConflict",
     "PolicyError",
     "RemoteError",
@@ -151,3 +153,12 @@ class BrokerError(ControllerError):
         self.address = address
         self.reason = reason
         super().__init__(f"broker {address}: {reason}")
+
+
+class PkiError(ControllerError):
+    """``ioinctl pki`` refused: ``what`` names the file, name or flag, ``problem`` says why."""
+
+    def __init__(self, what: str, problem: str) -> None:
+        self.what = what
+        self.problem = problem
+        super().__init__(f"{what}: {problem}")

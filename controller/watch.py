@@ -50,6 +50,8 @@ class WatchConfig:
     username: str | None = None
     password: str | None = None
     tls_ca: str | None = None
+    tls_cert: str | None = None  # a client certificate (deploy/mosquitto.conf requires one)
+    tls_key: str | None = None
     junk_every: int = 100
     check_gaps: bool = False
     gap_grace: float = 5.0
@@ -145,7 +147,13 @@ class Watcher:
 
     def _client(self) -> aiomqtt.Client:
         host, port = split_address(self.cfg.broker)
-        tls = aiomqtt.TLSParameters(ca_certs=self.cfg.tls_ca) if self.cfg.tls_ca else None
+        tls = (
+            aiomqtt.TLSParameters(
+                ca_certs=self.cfg.tls_ca, certfile=self.cfg.tls_cert, keyfile=self.cfg.tls_key
+            )
+            if self.cfg.tls_ca
+            else None
+        )
         return aiomqtt.Client(
             host,
             port,

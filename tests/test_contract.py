@@ -10,8 +10,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # The wire code, the hook language (with the error it raises), value objects, the event form and
-# its human line, the batch form (how events travel on the bus), the topic scheme, and the limits
-# every consumer of the bus applies.
+# its human line, the batch form (how events travel on the bus), the topic scheme, the limits
+# every consumer of the bus applies, the certificate identity scheme and the role interceptor
+# (which the aggregator installs too).
 CONTRACT = {
     "agent.wire",
     "agent.hooks.lang",
@@ -24,6 +25,8 @@ CONTRACT = {
     "agent.decode_guard",
     "agent.eventline",
     "agent.topics",
+    "agent.identity",
+    "agent.rpc.roles",
 }
 
 

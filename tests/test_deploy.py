@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import configparser
+import json
 from pathlib import Path
 
 from agent.config import load_config
+from controller.brokeracl import broker_acl
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
@@ -26,6 +28,8 @@ def test_systemd_unit_runs_ioind_with_the_config_and_restarts_on_failure() -> No
     assert unit["Install"]["WantedBy"] == "multi-user.target"
 
 
-def test_mosquitto_acl_confines_each_agent_to_its_prefix() -> None:
-    acl = (DEPLOY / "mosquitto.acl").read_text().splitlines()
-    assert "pattern write ioin/v1/%u/#" in acl
+def test_shipped_broker_acl_is_what_ioinctl_pki_writes() -> None:
+    """deploy/mosquitto-dynsec.json is the example of `ioinctl pki broker-acl` (tests/security/
+    runs a real broker from the shipped files)."""
+    shipped = json.loads((DEPLOY / "mosquitto-dynsec.json").read_text())
+    assert shipped == broker_acl(["web-01", "web-02"], ["ioin-reader"], ["ioinagg-1"])

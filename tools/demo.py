@@ -1,6 +1,9 @@
 """``make demo``: a broker, three agents as three hosts, an aggregator beside them, two hooks
 pushed, live events, a summary, then the aggregator's view: ``ioinctl top --once`` and a query.
 
+The agents and ``ioinctl`` use mutual TLS with certificates made by ``ioinctl pki``; the hooks
+are pushed as an operator, and a ``break`` hook is shown being refused for that role.
+
 Everything it starts runs on this machine (loopback only) and is stopped at the end.
 Host ``demo-c`` runs the kvm backend with a sample guest when /dev/kvm is usable and the guests
 are built; otherwise all three run the sim backend.
@@ -23,6 +26,7 @@ from tests.harness import AgentProc, start_agent, start_broker  # noqa: E402
 
 IOINCTL = [str(Path(sys.executable).parent / "ioinctl")]
 WATCH_SECONDS = 15
+AGENTS = ("demo-a", "demo-b", "demo-c")
 ALERTS = ROOT / "deploy/alerts.toml"
 
 
@@ -43,6 +47,18 @@ def ioinctl(*args: str) -> int:
     return subprocess.run([*IOINCTL, *args], check=False).returncode
 
 
+def make_pki(pki: Path) -> list[str]:
+    """The fleet CA, one certificate per agent and an operator's; ``ioinctl``'s TLS flags."""
+    say("a fleet CA and certificates (ioinctl pki)")
+    ioinctl("pki", "init", str(pki))
+    for name in AGENTS:
+        ioinctl("pki", "issue", str(pki), "--agent", name, "--san", "127.0.0.1")
+    ioinctl("pki", "issue", str(pki), "--user", "demo-operator", "--role", "operator")
+    ioinctl("pki", "show", str(pki / "demo-operator.crt"))
+    return ["--ca", str(pki / "ca.crt"), "--cert", str(pki / "demo-operator.crt"),
+            "--key", str(pki / "demo-operator.key")]  # fmt: skip
+
+
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="ioin-demo-"))
     agents: list[AgentProc] = []
@@ -52,25 +68,32 @@ def main() -> int:
         say(f"mosquitto on {broker.address}")
         agg = start_aggregator(broker, work / "ioinagg", extra=["--alerts", str(ALERTS)])
         print(f"ioinagg: gRPC {agg.address}, metrics 127.0.0.1:{agg.metrics_port}, SQLite store")
+        pki = work / "pki"
+        tls_flags = make_pki(pki)
         guest = kvm_guest()
-        for name in ("demo-a", "demo-b", "demo-c"):
+        for name in AGENTS:
+            tls = (pki / f"{name}.crt", pki / f"{name}.key", pki / "ca.crt")
             if name == "demo-c" and guest is not None:
                 vm = f'[[kvm.vm]]\nname = "clock"\nimage = "{guest}"\nvcpus = 2\n'
-                agents.append(start_agent(name, broker, work / name, backend="kvm", extra_toml=vm))
+                agents.append(
+                    start_agent(name, broker, work / name, backend="kvm", extra_toml=vm, tls=tls)
+                )
             else:
-                agents.append(start_agent(name, broker, work / name, sim_rate=60))
+                agents.append(start_agent(name, broker, work / name, sim_rate=60, tls=tls))
             print(
                 f"ioind {name}: backend {'kvm' if name == 'demo-c' and guest else 'sim'}, "
                 f"gRPC {agents[-1].address}"
             )
         hosts = ",".join(a.address for a in agents)
-        say("push two hooks to the three agents")
-        ioinctl("push", "!ioin 0x3f8", "--hosts", hosts, "--insecure")
-        ioinctl("push", "!ioin 0x70 core 1", "--hosts", hosts, "--insecure")
+        say("push two hooks to the three agents (mutual TLS, as an operator)")
+        ioinctl("push", "!ioin 0x3f8", "--hosts", hosts, *tls_flags)
+        ioinctl("push", "!ioin 0x70 core 1", "--hosts", hosts, *tls_flags)
+        say("an operator may not push a hook that changes the guest: refused by role")
+        ioinctl("push", "!ioin 0x71 break", "--hosts", agents[0].address, *tls_flags)
         say(f"live events for {WATCH_SECONDS} s (then a per-host summary)")
         ioinctl("watch", "--broker", broker.address, "--seconds", str(WATCH_SECONDS))
         say("agent status")
-        ioinctl("status", "--hosts", hosts, "--insecure")
+        ioinctl("status", "--hosts", hosts, *tls_flags)
         at = ["--aggregator", agg.address, "--insecure"]
         say("the aggregator's view of the fleet: the hottest (host, vm, port) right now")
         ioinctl("top", "--once", "--window", "10", *at)

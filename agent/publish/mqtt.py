@@ -9,6 +9,10 @@ connection drops, every message taken but not acknowledged is handed back to the
 nothing is lost by a reconnect (delivery is at-least-once; sequence numbers let consumers drop
 duplicates). Reconnects back off exponentially with full jitter, from 0.1 s to 10 s.
 
+With ``[mqtt] tls`` the TLS files are read at every connect; :meth:`Publisher.renew` (a SIGHUP
+reload calls it) ends the current connection at once so that the next one presents the renewed
+certificate. That is an ordinary reconnect: nothing in flight is lost.
+
 Catch-up is paced: the backlog found at connect time (an outage's worth of batches) is replayed
 at no more than ``catchup_rate`` batches per second, so a broker recovering from an outage is not
 flattened by the whole fleet replaying at once; live traffic is not paced.
@@ -31,7 +35,9 @@ from paho.mqtt.properties import Properties
 
 from agent import topics
 from agent.config import MqttConfig
+from agent.errors import ConfigError
 from agent.publish.outbox import Message, Outbox
+from agent.publish.tls import mqtt_context
 
 __all__ = ["Publisher"]
 
@@ -62,7 +68,14 @@ class Publisher:
         self.published_messages = 0
         self.connects = 0
         self.caught_up = 0  # backlog batches replayed (paced) after connects
+        self.renewals = 0
         self.latency = _Latency()
+        self._renew = asyncio.Event()
+
+    def renew(self) -> None:
+        """Reconnect now, reading the TLS files again (no-op without ``tls``)."""
+        if self._config.tls:
+            self._renew.set()
 
     async def run(self) -> None:
         """Publish until cancelled, reconnecting forever."""
@@ -76,7 +89,11 @@ class Publisher:
                     except asyncio.CancelledError:
                         await self._farewell(client)
                         raise
-            except aiomqtt.MqttError as exc:
+            except _Renewal:
+                self.connected = False
+                self.renewals += 1
+                log.info("broker-reconnecting", reason="renewed TLS files")
+            except (aiomqtt.MqttError, ConfigError) as exc:  # ConfigError: unreadable TLS files
                 self.connected = False
                 _reraise_cancellation(exc)
                 attempt += 1
@@ -102,6 +119,7 @@ class Publisher:
             max_inflight_messages=self._max_inflight,
             clean_start=False,
             properties=_connect_props(cfg.session_expiry),
+            tls_context=mqtt_context(cfg, self._host) if cfg.tls else None,  # at every connect
         )
 
     async def _session(self, client: aiomqtt.Client) -> None:
@@ -117,6 +135,7 @@ class Publisher:
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._watch(client), name="mqtt-watch")
+                tg.create_task(self._renewal(), name="mqtt-renew")
                 await self._drain(client, tg, inflight)
         except* aiomqtt.MqttError as group:
             failure = _first(group)
@@ -189,10 +208,20 @@ class Publisher:
         self.published_messages += 1
         self.published_events += msg.events
 
+    async def _renewal(self) -> None:
+        """End the connection when :meth:`renew` is called (set before it: at the next one)."""
+        await self._renew.wait()
+        self._renew.clear()
+        raise _Renewal("reconnecting to present the renewed TLS files")
+
     async def _watch(self, client: aiomqtt.Client) -> None:
         """Notice a lost connection while idle: the message iterator raises on disconnect."""
         async for _ in client.messages:
             pass  # we subscribe to nothing
+
+
+class _Renewal(aiomqtt.MqttError):
+    """Ends a session on purpose, to reconnect with freshly read TLS files."""
 
 
 def _reraise_cancellation(exc: BaseException) -> None:

@@ -6,6 +6,7 @@ prints instead). Batches are encoded per ``[mqtt] format`` and spooled; notices 
 
 - console text, raw, QoS 0, on ``console/<vm_name>``;
 - a break, as JSON, on ``breaks``;
+- an audit record, as JSON, on ``audit`` (:mod:`agent.audit` logs it);
 - any other kind, as JSON with ``host``, ``kind`` and ``ts``, on ``notices`` (and logged).
 """
 
@@ -51,7 +52,9 @@ class BusRoute:
             return Message(topics.console(self._host, vm_name), text, qos=0)
         body = {"host": self._host, "kind": str(kind), "ts": time.time_ns()} | dict(fields)
         topic = topics.breaks(self._host)
-        if notice.route is Route.NOTICES:
+        if notice.route is Route.AUDIT:
+            topic = topics.audit(self._host)
+        elif notice.route is Route.NOTICES:
             log.info("notice", **body)
             topic = topics.notices(self._host)
         return Message(topic, json.dumps(body).encode(), content_type=topics.CT_JSON)

@@ -43,6 +43,8 @@ from agent.errors import (
     StateFull,
 )
 from agent.model import REQUEST_ID, printable
+from agent.rpc.roles import CALLER
+from agent.rpc.roles import REQUEST_ID as CURRENT_REQUEST_ID
 
 __all__ = ["ErrorInterceptor", "status_for"]
 
@@ -120,7 +122,7 @@ def _lenient(decode: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | 
 
 def _wrap(method: str, inner: Handler) -> Handler:
     async def call(request: Any, context: Ctx) -> Any:
-        rid = uuid.uuid4().hex[:12]
+        rid = CURRENT_REQUEST_ID.get() or uuid.uuid4().hex[:12]  # the role interceptor's
         start = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
@@ -138,8 +140,15 @@ def _wrap(method: str, inner: Handler) -> Handler:
             await context.abort(code, f"internal error (request id {rid})")
         finally:
             ms = round((time.perf_counter() - start) * 1000, 2)
+            who = CALLER.get()  # set by the role interceptor; None on a plain server
             log.info(
-                "rpc", method=method, code=code.name, ms=ms, request_id=rid, peer=context.peer()
+                "rpc",
+                method=method,
+                code=code.name,
+                ms=ms,
+                request_id=rid,
+                peer=context.peer(),
+                subject=who.subject if who else "-",
             )
 
     return call

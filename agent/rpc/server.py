@@ -14,11 +14,14 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
+from agent.audit import Audit
 from agent.config import GrpcConfig
 from agent.core import Agent
 from agent.errors import ConfigError
 from agent.preflight import listen_problem
 from agent.rpc.errors import ErrorInterceptor
+from agent.rpc.policy import agent_policy
+from agent.rpc.roles import RoleInterceptor
 from agent.rpc.tls import ServerTls
 from agent.wire import agent_pb2, agent_pb2_grpc, hooks_pb2
 
@@ -94,8 +97,14 @@ async def create_server(
 
     Mutual TLS unless ``config.insecure``; pass ``tls`` to keep the handle a reload uses.
     """
-    # The caps first: a call over them is refused before it is logged or handled.
-    server = grpc.aio.server(interceptors=[agent.call_limits, ErrorInterceptor()])
+    roles = RoleInterceptor(
+        agent_policy(agent.held),
+        secure=not config.insecure,
+        audit=Audit(agent.identity.host, agent.audit),
+    )
+    # The caps first: a call over them is refused before it is logged or handled. Then roles
+    # (and the audit), then the error mapping around the servicer.
+    server = grpc.aio.server(interceptors=[agent.call_limits, roles, ErrorInterceptor()])
     agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(agent), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -1,16 +1,13 @@
-"""A throwaway PKI for TLS tests: a CA, a server certificate for 127.0.0.1, a client certificate."""
+"""A throwaway PKI for TLS tests, made by ``ioinctl pki``'s own code (:mod:`controller.pki`):
+a CA, an agent certificate for 127.0.0.1 and an admin user's client certificate."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from agent.identity import Role
+from controller import pki
 
 __all__ = ["Pki", "make_pki"]
 
@@ -26,60 +23,16 @@ class Pki:
     client_key: Path
 
 
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _cert(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: str,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    *,
-    ca: bool,
-) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(_name(issuer))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if not ca:
-        san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-        builder = builder.add_extension(san, critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _write(
-    path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey | None = None
-) -> Path:
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    if key is not None:
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        path.with_suffix(".key").write_bytes(pem)
-    return path
-
-
-def make_pki(directory: Path, name: str = "test") -> Pki:
-    """A CA named ``name`` and a server and a client certificate it signed."""
-    directory.mkdir(parents=True, exist_ok=True)
-    ca_key, server_key, client_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
-    ca = _cert(f"{name}-ca", ca_key, f"{name}-ca", ca_key, ca=True)
-    server = _cert("ioind", server_key, f"{name}-ca", ca_key, ca=False)
-    client = _cert("ioinctl", client_key, f"{name}-ca", ca_key, ca=False)
+def make_pki(directory: Path, name: str = "test", role: Role = Role.ADMIN) -> Pki:
+    """A CA named ``<name>-ca``, the agent ``ioind`` (SAN 127.0.0.1) and the user ``ioinctl``
+    (``role``), under the file names tests have always used (ca.pem, server.pem, client.pem)."""
+    ca = pki.init_ca(directory, f"{name}-ca")
+    server = pki.issue_agent(directory, "ioind", ["127.0.0.1"])
+    client = pki.issue_user(directory, "ioinctl", role)
     return Pki(
-        ca=_write(directory / "ca.pem", ca),
-        server_cert=_write(directory / "server.pem", server, server_key),
-        server_key=directory / "server.key",
-        client_cert=_write(directory / "client.pem", client, client_key),
-        client_key=directory / "client.key",
+        ca=ca.cert.rename(directory / "ca.pem"),
+        server_cert=server.cert.rename(directory / "server.pem"),
+        server_key=server.key.rename(directory / "server.key"),
+        client_cert=client.cert.rename(directory / "client.pem"),
+        client_key=client.key.rename(directory / "client.key"),
     )
