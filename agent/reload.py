@@ -7,7 +7,9 @@ What a reload changes, between ``RELOADING=1`` and ``READY=1`` (see :mod:`agent.
   longer lists is removed, one it keeps unchanged is left alone. Hooks pushed over gRPC are never
   touched. Every command is parsed before anything is applied: a syntax error refuses the whole
   reload and names the command;
-- the gRPC server's certificate, key and CA (from the next handshake on).
+- the gRPC server's certificate, key and CA (from the next handshake on);
+- with ``[mqtt] tls``, the agent's MQTT certificate: the publisher reconnects at once presenting
+  the files as they are now (acknowledged batches are gone, the rest stay spooled and follow).
 
 Nothing else restarts: the backend and its VMs, the spool with its unacknowledged batches, the
 MQTT session, the epoch and the sequence numbers carry on. Other changed keys (backend,
@@ -30,6 +32,7 @@ from agent.errors import AgentError, ConfigError, HookError
 from agent.hooks.lang import parse
 from agent.hooks.validate import check_spec
 from agent.logs import set_level
+from agent.publish.tls import mqtt_context
 
 if TYPE_CHECKING:
     from agent.core import Agent
@@ -100,6 +103,9 @@ class Reloader:
         wanted = self._parse(new.hooks)  # refuses the reload before anything changes
         if self._tls is not None and not new.grpc.insecure:
             self._tls.reload(new.grpc)
+        if new.mqtt.tls:  # the files must be usable before the publisher drops its connection
+            mqtt_context(new.mqtt, self._agent.identity.host)
+            self._agent.renew_tls()
         set_level(new.log_level)
         dropped = {spec.id for spec in self._parse(old.hooks)} - {spec.id for spec in wanted}
         changed = self._sync_hooks(wanted, dropped)
