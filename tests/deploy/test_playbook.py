@@ -51,6 +51,7 @@ def rollout(tmp_path: Path, dist: Dist, mosquitto: Broker) -> dict[str, object]:
         "ioind_labels": {"zone": "eu-1", "role": "web"},
         "ioind_grpc_listen": f"127.0.0.1:{free_port()}",
         "ioind_broker_port": mosquitto.port,
+        "ioind_mqtt_tls": False,  # the test's broker is plain (the TLS bus: tests/security)
         "ioind_hooks": ["!ioin 0x3f8"],
         "ioind_tls_ca_src": str(pki.ca),
         "ioind_tls_cert_src": str(pki.server_cert),
