@@ -1,7 +1,8 @@
 """The agent's role table: which role each call of ``ioin.v1.Agent`` (and health) needs.
 
 =========== ==========================================================================
-viewer      ListHooks, GetStatus, ListVms, health Check / Watch
+any cert    health Check / Watch (a probe: an agent's own pair may ask, for ``ioind health``)
+viewer      ListHooks, GetStatus, ListVms
 operator    SetHook, RemoveHook, EnableHook, DisableHook of hooks that only observe
 admin       the same for hooks that change the guest (:data:`GUEST_EFFECTS`, and scripts
             needing :data:`SCRIPT_EFFECTS`), Resume,
@@ -49,10 +50,8 @@ SCRIPT_EFFECTS = frozenset(
     {Capability.MODIFY, Capability.SKIP, Capability.BREAK, Capability.MEMORY}
 )
 
-_READS = {f"{AGENT}{m}": Role.VIEWER for m in ("ListHooks", "GetStatus", "ListVms")} | {
-    f"{HEALTH}Check": Role.VIEWER,
-    f"{HEALTH}Watch": Role.VIEWER,
-}
+_READS = {f"{AGENT}{m}": Role.VIEWER for m in ("ListHooks", "GetStatus", "ListVms")}
+_PROBES = {f"{HEALTH}Check", f"{HEALTH}Watch"}
 _WRITES = {f"{AGENT}{m}": Role.ADMIN for m in ("Resume", "StartVm", "StopVm")}
 _ON_HOOK = {f"{AGENT}{m}" for m in ("RemoveHook", "EnableHook", "DisableHook")}
 
@@ -86,6 +85,8 @@ def agent_policy(held: Callable[[str], hooks_pb2.HookSpec | None]) -> Policy:
             if not isinstance(request, agent_pb2.HookRef):  # undecodable: refused inside anyway
                 return _for_hook(name, None)
             return _for_hook(name, held(request.id), hook_id=request.id)
+        if method in _PROBES:
+            return Need(Role.VIEWER, name, probe=True)
         return by_table(method, request)
 
     return need

@@ -60,6 +60,9 @@ class Need:
     mutating: bool = False
     hook_id: str = ""
     command: str = ""
+    # Any certificate the fleet CA signed may make the call, an agent's own included: health
+    # probes (``ioind health``, systemd, load balancers) have only the host's pair to show.
+    probe: bool = False
 
 
 # (full method name "/pkg.Service/Method", request) -> Need
@@ -99,6 +102,8 @@ def refusal(caller: Identity | None, need: Need) -> str | None:
     """Why ``caller`` may not make a call needing ``need`` (``None``: it may)."""
     if caller is None:
         return None  # plain server: no identities, everyone is admin (explicitly configured)
+    if need.probe:
+        return None  # mutual TLS already proved the fleet CA signed it
     if caller.server or caller.role is None or caller.role < need.role:
         return (
             f"{need.what} needs role {need.role.label}; presented {caller.presented}"
