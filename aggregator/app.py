@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 
 from agent.decode_guard import EventRefused, load_json
+from agent.sdnotify import Notifier, watchdog_interval
 from agent.topics import PREFIX
 from aggregator.alerts import Alert, Engine, load_rules
 from aggregator.bus import Bus, Inbound
@@ -160,8 +161,34 @@ class App:
                 tg.create_task(self._maintain(), name="maintain")
                 tg.create_task(self._rules(), name="rules")
                 tg.create_task(self._measure(), name="rate")
+                tg.create_task(self._systemd(), name="systemd")
         finally:
             await server.stop(1.0)
+
+    async def _systemd(self) -> None:
+        """systemd's notify protocol (deploy/ioinagg.service is ``Type=notify``): ``READY=1`` once
+        gRPC serves (it does before this task starts), ``WATCHDOG=1`` from this event loop every
+        half period (a stuck loop gets the aggregator restarted), ``STATUS=`` when it changes."""
+        notifier, period = Notifier.from_env(), watchdog_interval()
+        if not notifier.enabled:
+            return
+        shown = self._status()
+        notifier.ready(shown)
+        try:
+            while True:
+                await asyncio.sleep(period / 2 if period else 1.0)
+                if period:
+                    notifier.watchdog()
+                if (line := self._status()) != shown:
+                    notifier.status(line)
+                    shown = line
+        finally:
+            notifier.stopping()
+            notifier.close()
+
+    def _status(self) -> str:
+        broker = "connected" if self.bus.connected else "disconnected"
+        return f"broker {broker}, {self.rate:.0f} events/s, store {self.store.dialect.name}"
 
     async def _measure(self) -> None:
         prev, t0 = self.ingestor.stats.events, time.monotonic()

@@ -27,6 +27,7 @@ CONTRACT = {
     "agent.topics",
     "agent.identity",
     "agent.rpc.roles",
+    "agent.sdnotify",  # systemd's notify protocol, which ioinagg's unit speaks too
 }
 
 
