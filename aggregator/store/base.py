@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -36,7 +37,7 @@ Run = tuple[str, str, int, int]  # host, epoch, first seq, last seq
 COMPACT_AGE_S = 60  # ranges are merged only when older: no transaction in flight can hold them
 
 
-class Store:
+class Store(ABC):
     """One database connection and every statement the aggregator runs."""
 
     def __init__(self, con: Any, dialect: Dialect, errors: tuple[type[BaseException], ...]):
@@ -65,7 +66,7 @@ class Store:
         with self._guard("close"):
             self._con.close()
 
-    def _ensure(self) -> None:
+    def _ensure(self) -> None:  # noqa: B027 (a no-op unless the dialect overrides it)
         """Reconnect if the connection was lost (dialects override)."""
 
     @contextmanager
@@ -81,7 +82,7 @@ class Store:
                 self._con.rollback()
             raise
 
-    def _begin(self) -> None:
+    def _begin(self) -> None:  # noqa: B027 (a no-op unless the dialect overrides it)
         """Start a write transaction (dialects override)."""
 
     # -- ingest ------------------------------------------------------------------------------
@@ -100,8 +101,10 @@ class Store:
             rollups = build(claimed)
             return self._upsert(rollups)
 
+    @abstractmethod
     def _claim(self, runs: list[Run]) -> set[Run]:
-        raise NotImplementedError
+        """Record ``runs`` as counted and return those not counted before (in the transaction:
+        each dialect has its own way to make the claim atomic across instances)."""
 
     def _upsert(self, rollups: list[Rollup]) -> int:
         """Every level's rows, merged over the group commit first (each level from the one
