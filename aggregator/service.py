@@ -15,6 +15,7 @@ import grpc
 import grpc.aio
 
 from agent.identity import Role
+from agent.rpc.handlers import rewrap
 from agent.rpc.roles import RoleInterceptor, table_policy
 from agent.wire import aggregator_pb2 as pb
 from agent.wire import aggregator_pb2_grpc
@@ -145,36 +146,28 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         handler = await continuation(details)
         if handler is None:
             return handler
-        if handler.unary_unary is not None:
-            inner: Any = handler.unary_unary
+        return rewrap(handler, unary=_mapped_unary, stream=_mapped_stream)
 
-            async def unary(request: Any, context: Ctx) -> Any:
-                try:
-                    return await inner(request, context)
-                except (QueryError, StoreError) as exc:
-                    await context.abort(_code(exc), str(exc))
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary,
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            inner_stream: Any = handler.unary_stream
+def _mapped_unary(inner: Any) -> Any:
+    async def unary(request: Any, context: Ctx) -> Any:
+        try:
+            return await inner(request, context)
+        except (QueryError, StoreError) as exc:
+            await context.abort(_code(exc), str(exc))
 
-            async def stream(request: Any, context: Ctx) -> AsyncIterator[Any]:
-                try:
-                    async for item in inner_stream(request, context):
-                        yield item
-                except (QueryError, StoreError) as exc:
-                    await context.abort(_code(exc), str(exc))
+    return unary
 
-            return grpc.unary_stream_rpc_method_handler(
-                stream,
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
-        return handler
+
+def _mapped_stream(inner: Any) -> Any:
+    async def stream(request: Any, context: Ctx) -> AsyncIterator[Any]:
+        try:
+            async for item in inner(request, context):
+                yield item
+        except (QueryError, StoreError) as exc:
+            await context.abort(_code(exc), str(exc))
+
+    return stream
 
 
 def _code(exc: Exception) -> grpc.StatusCode:

@@ -27,6 +27,7 @@ CONTRACT = {
     "agent.topics",
     "agent.identity",
     "agent.rpc.roles",
+    "agent.rpc.handlers",  # how the interceptors (roles, the aggregator's) wrap a handler
     "agent.sdnotify",  # systemd's notify protocol, which ioinagg's unit speaks too
 }
 

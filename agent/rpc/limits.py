@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from agent.rpc.handlers import rewrap
+
 __all__ = ["CallCounts", "LimitInterceptor"]
 
 if TYPE_CHECKING:
@@ -63,17 +65,7 @@ class LimitInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         handler = await continuation(details)
         if handler is None:
             return handler
-        codec = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary is not None:
-            unary = self._unary(handler.unary_unary)  # type: ignore[arg-type]
-            return grpc.unary_unary_rpc_method_handler(unary, **codec)
-        if handler.unary_stream is not None:
-            stream = self._stream(handler.unary_stream)  # type: ignore[arg-type]
-            return grpc.unary_stream_rpc_method_handler(stream, **codec)
-        return handler
+        return rewrap(handler, unary=self._unary, stream=self._stream)
 
     async def _refuse(self, context: Ctx, what: str, limit: int, key: str) -> None:
         await context.abort(

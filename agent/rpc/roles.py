@@ -30,6 +30,7 @@ import grpc
 
 from agent.identity import Identity, Role, identity_from_pem
 from agent.model import REQUEST_ID as REQUEST_ID_KEY
+from agent.rpc.handlers import rewrap
 
 __all__ = [
     "CALLER",
@@ -142,28 +143,12 @@ class RoleInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if handler is None:
             return handler
         method = details.method
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(method, handler.unary_unary),  # type: ignore[arg-type]
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream(method, handler.unary_stream),  # type: ignore[arg-type]
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                self._unary(method, handler.stream_unary, by_method=True),  # type: ignore[arg-type]
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return grpc.stream_stream_rpc_method_handler(
-            self._stream(method, handler.stream_stream, by_method=True),  # type: ignore[arg-type]
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+        return rewrap(
+            handler,
+            unary=lambda inner: self._unary(method, inner),
+            stream=lambda inner: self._stream(method, inner),
+            stream_unary=lambda inner: self._unary(method, inner, by_method=True),
+            stream_stream=lambda inner: self._stream(method, inner, by_method=True),
         )
 
     async def _admit(self, method: str, request: Any, context: Ctx) -> Need:
