@@ -3,8 +3,10 @@
 Each hollow agent is the real agent minus its event sources: the real :class:`AgentServicer`
 over a real agent core (hook table, hook store on disk, status, counters) with the real error
 interceptor, served by a gRPC server of its own on a port of its own with a certificate of its
-own (mutual TLS). The backend is built but never run, so nothing is generated and the agent
-costs nothing while idle: what is measured is the controller and the gRPC path.
+own (mutual TLS). Each is entered as ioind enters it (the backend opened, the saved hooks
+restored from its store, which opens the store as a real agent's start does), but its backend
+never runs, so nothing is generated and the agent costs nothing while idle: what is measured is
+the controller and the gRPC path.
 
 Run by bench/fleet.py: ``python bench/hollow.py SPEC.json READY_FD`` where the spec lists the
 agents (name, state_dir, cert, key) and the shared CA; the process writes one JSON line
@@ -39,7 +41,7 @@ __all__ = ["hollow_agent", "main"]
 def hollow_agent(name: str, state_dir: str, tls: GrpcConfig) -> tuple[Agent, grpc.aio.Server, int]:
     """One hollow agent and its own gRPC server (bound to a free port, not yet started)."""
     config = AgentConfig(host=name, backend="sim", state_dir=state_dir, grpc=tls)
-    agent = build_agent(config)  # built, never entered: no backend runs, nothing is generated
+    agent = build_agent(config)  # entered by serve(), never run: nothing is generated
     server = grpc.aio.server(interceptors=[ErrorInterceptor()])
     agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(agent), server)
     key, cert, ca = (Path(p).read_bytes() for p in (tls.key, tls.cert, tls.ca))
@@ -52,10 +54,13 @@ def hollow_agent(name: str, state_dir: str, tls: GrpcConfig) -> tuple[Agent, grp
 
 async def serve(spec: dict[str, Any], ready_fd: int) -> None:
     servers: list[grpc.aio.Server] = []
+    agents: list[Agent] = []
     ports: dict[str, int] = {}
     for a in spec["agents"]:
         tls = GrpcConfig(listen="127.0.0.1:0", cert=a["cert"], key=a["key"], ca=spec["ca"])
-        _, server, port = hollow_agent(a["name"], a["state_dir"], tls)
+        agent, server, port = hollow_agent(a["name"], a["state_dir"], tls)
+        await agent.__aenter__()
+        agents.append(agent)
         await server.start()
         servers.append(server)
         ports[a["name"]] = port
@@ -64,6 +69,8 @@ async def serve(spec: dict[str, Any], ready_fd: int) -> None:
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.read)  # until the driver closes our stdin
     await asyncio.gather(*(s.stop(None) for s in servers))
+    for agent in agents:
+        await agent.__aexit__(None, None, None)
 
 
 def main() -> None:
