@@ -8,11 +8,6 @@ Public contract for the controller: :mod:`agent.wire` (generated gRPC / protobuf
 the agent's own; :mod:`agent.build` wires it together.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from agent.model import version
 
-try:
-    __version__ = version("ioin-fleet")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0.0.0"
-
-__all__ = ["__version__"]
+__all__ = ["version"]

@@ -40,9 +40,9 @@ def _fail(exc: AgentError, code: int = 1) -> typer.Exit:
 
 def _version(show: bool) -> None:
     if show:
-        from agent import __version__
+        from agent import version
 
-        typer.echo(f"ioind {__version__}")
+        typer.echo(f"ioind {version()}")
         raise typer.Exit(0)
 
 

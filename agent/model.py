@@ -1,11 +1,12 @@
 """Validated value objects shared by the agent and the controller's public contract.
 
 Host ids and hook ids: ``[a-z0-9][a-z0-9._-]{0,63}`` (never ``/``, ``+``, ``#``, so they are safe
-as MQTT topic levels).
+as MQTT topic levels). Also the package's version (:func:`version`), read when first asked for.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from enum import IntEnum, StrEnum
 
@@ -22,6 +23,7 @@ __all__ = [
     "check_id",
     "check_label",
     "printable",
+    "version",
 ]
 
 # gRPC trailing metadata on every refusal by an agent: tells an agent's answer apart from a
@@ -110,3 +112,18 @@ class Capability(StrEnum):
     VMS = "vms"  # runs its own VMs (StartVm / StopVm / ListVms)
     SCRIPT = "script"  # runs condition { } and script { } blocks (HyperDbg's script language)
     MEMORY = "memory"  # scripts read and write guest memory (poi, db, eb, memcpy, ...)
+
+
+@functools.cache
+def version() -> str:
+    """The installed package's version ("0.0.0" in a source tree that was never installed).
+
+    Read on first use: importlib.metadata costs every ``ioinctl`` run 20 ms otherwise.
+    """
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("ioin-fleet")
+    except PackageNotFoundError:
+        return "0.0.0"

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent import __version__
+from agent import version
 from agent.backends import Backend
 from agent.hooks.table import HookTable
 from agent.notices import Notice, NoticeKind
@@ -119,7 +119,7 @@ class AgentStatus:
         me = self.identity
         hooks, omitted = bounded(iter(self._table), len(self._table))
         return agent_pb2.Status(
-            version=__version__,
+            version=version(),
             host=me.host,
             backend=self._backend.name,
             capabilities=sorted(self._backend.capabilities),
@@ -138,7 +138,7 @@ class AgentStatus:
     def birth(self) -> dict[str, Any]:
         return {
             "host": self.identity.host,
-            "version": __version__,
+            "version": version(),
             "backend": self._backend.name,
             "capabilities": sorted(self._backend.capabilities),
             "hooks": [h.spec.id for h in self._table],

@@ -7,45 +7,48 @@ Exit codes: 0 success (every host ok); 2 some hosts failed, or ``explain`` refus
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 
-from controller import (
-    __version__,
-    cmd_agg,
-    cmd_apply,
-    cmd_fleet,
-    cmd_hooks,
-    cmd_hosts,
-    cmd_pki,
-    cmd_script,
-    cmd_watch,
-)
 from controller.errors import ControllerError
 from controller.render import warn
 
-__all__ = ["app", "main"]
+__all__ = ["COMMANDS", "build_app", "main"]
 
-app = typer.Typer(
-    name="ioinctl",
-    help="Push I/O-port hooks (HyperDbg's !ioin / !ioout) to ioind agents; watch what they catch.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+# Each command: (module under controller/, attribute). A typer.Typer attribute is a group.
+# Only the command being run is imported (``build_app``): a ``push`` to a thousand hosts does not
+# pay for the aggregator's client, the PKI's cryptography or the script compiler.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "push": ("cmd_hooks", "push"),
+    "explain": ("cmd_hooks", "explain"),
+    "eval": ("cmd_script", "eval_script"),
+    "hooks": ("cmd_hooks", "hooks_app"),
+    "apply": ("cmd_apply", "apply"),
+    "diff": ("cmd_apply", "diff"),
+    "hosts": ("cmd_hosts", "hosts"),
+    "status": ("cmd_fleet", "status"),
+    "resume": ("cmd_fleet", "resume"),
+    "vm": ("cmd_fleet", "vm_app"),
+    "watch": ("cmd_watch", "watch"),
+    "top": ("cmd_agg", "top"),
+    "query": ("cmd_agg", "query"),
+    "pki": ("cmd_pki", "pki_app"),
+}
+HELP = "Push I/O-port hooks (HyperDbg's !ioin / !ioout) to ioind agents; watch what they catch."
 
 
 def _version(show: bool) -> None:
     if show:
-        typer.echo(f"ioinctl {__version__}")
+        from agent.model import version
+
+        typer.echo(f"ioinctl {version()}")
         raise typer.Exit(0)
 
 
-@app.callback()
 def _options(
     version: Annotated[
         bool,
@@ -55,26 +58,34 @@ def _options(
     """Push I/O-port hooks (HyperDbg's !ioin / !ioout) to ioind agents; watch what they catch."""
 
 
-app.command("push")(cmd_hooks.push)
-app.command("explain")(cmd_hooks.explain)
-app.command("eval")(cmd_script.eval_script)
-app.add_typer(cmd_hooks.hooks_app, name="hooks")
-app.command("apply")(cmd_apply.apply)
-app.command("diff")(cmd_apply.diff)
-app.command("hosts")(cmd_hosts.hosts)
-app.command("status")(cmd_fleet.status)
-app.command("resume")(cmd_fleet.resume)
-app.add_typer(cmd_fleet.vm_app, name="vm")
-app.command("watch")(cmd_watch.watch)
-app.command("top")(cmd_agg.top)
-app.command("query")(cmd_agg.query)
-app.add_typer(cmd_pki.pki_app, name="pki")
+def build_app(argv: Sequence[str] = ()) -> typer.Typer:
+    """The command tree for ``argv``: only the command it names, or every command when it names
+    none (``--help``, no arguments, a typo: click then lists them all)."""
+    app = typer.Typer(
+        name="ioinctl",
+        help=HELP,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_options)
+    named = next((a for a in argv if not a.startswith("-")), "")
+    for name in [named] if named in COMMANDS else list(COMMANDS):
+        module, attribute = COMMANDS[name]
+        command = getattr(importlib.import_module(f"controller.{module}"), attribute)
+        if isinstance(command, typer.Typer):
+            app.add_typer(command, name=name)
+        else:
+            app.command(name)(command)
+    return app
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ioinctl`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        result = app(args=argv, prog_name="ioinctl", standalone_mode=False)
+        result = build_app(args)(args=args, prog_name="ioinctl", standalone_mode=False)
     except typer.Abort:
         warn("aborted")
         return 130

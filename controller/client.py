@@ -19,10 +19,10 @@ import grpc
 import grpc.aio
 
 from agent.model import REQUEST_ID
-from agent.wire import agent_pb2_grpc
 from controller.errors import AgentUnreachable, ControllerError, RemoteError
 from controller.inventory import Host
 from controller.security import Security
+from controller.stub import agent_stub
 
 if TYPE_CHECKING:
     from agent.wire.agent_pb2_grpc import AgentAsyncStub
@@ -178,7 +178,7 @@ async def call_host(
         left = end - time.monotonic()
         try:
             async with asyncio.timeout(left), open_channel(host, security) as channel:
-                value = await fn(agent_pb2_grpc.AgentStub(channel), left)
+                value = await fn(agent_stub(channel), left)
             return HostResult(host, value=value, attempts=attempt, elapsed=_since(start))
         except grpc.aio.AioRpcError as e:
             error = translate(host, e, policy.timeout, about)

@@ -16,13 +16,14 @@ import asyncio
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
-
-import aiomqtt
+from typing import TYPE_CHECKING, Any
 
 from controller.errors import BrokerError
 from controller.inventory import Host, split_address
 from controller.selectors import Selector
+
+if TYPE_CHECKING:
+    import aiomqtt
 
 __all__ = ["Agent", "Discovery", "discover"]
 
@@ -120,6 +121,8 @@ async def discover(
     max_wait: float = MAX_WAIT_S,
 ) -> Discovery:
     """Subscribe to the status topics at ``broker`` and collect the retained replay."""
+    import aiomqtt  # here: every fan-out command imports this module, few of them --discover
+
     found = Discovery()
     host, port = split_address(broker)
     tls = aiomqtt.TLSParameters(ca_certs=tls_ca) if tls_ca else None

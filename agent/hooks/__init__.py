@@ -1,5 +1,6 @@
-"""Hooks: the language (``lang``: HyperDbg's `!ioin` syntax → HookSpec) and the table."""
+"""Hooks: the language (``lang``: HyperDbg's `!ioin` syntax to a HookSpec, with ``validate`` and
+``render``), the table (``table``), the hook service (``service``).
 
-from agent.hooks.table import HookRule, HookTable, rule_from_spec
-
-__all__ = ["HookRule", "HookTable", "rule_from_spec"]
+Nothing is imported here: the controller imports ``lang`` alone, without the table's script
+runtime and numpy.
+"""

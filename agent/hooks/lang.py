@@ -43,7 +43,6 @@ from agent.errors import HookSyntaxError
 from agent.hooks.render import canonical, spec_to_json
 from agent.hooks.validate import BURST_NEEDS_RATE, check_combinations
 from agent.model import MAX_PORT, check_id
-from agent.script import ScriptError, compile_condition, compile_script
 from agent.wire import hooks_pb2
 
 __all__ = ["MAX_COMMAND", "MAX_NESTING", "canonical", "parse", "spec_to_json"]
@@ -265,7 +264,10 @@ def _block_option(spec: hooks_pb2.HookSpec, keyword: str, value: _Token) -> None
 
 def _check_block(keyword: str, text: str) -> None:
     """Compile a condition or script block now, so its errors come at SetHook, not at a hit.
-    (``code`` blocks are HyperDbg's assembly, which no backend runs: they stay text.)"""
+    (``code`` blocks are HyperDbg's assembly, which no backend runs: they stay text.) The
+    compiler is imported with the first block: a hook without one does not load it."""
+    from agent.script import ScriptError, compile_condition, compile_script
+
     compilers = {"condition": compile_condition, "script": compile_script}
     if keyword not in compilers or not text:
         return

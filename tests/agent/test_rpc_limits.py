@@ -8,6 +8,7 @@ and are counted.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -141,7 +142,7 @@ async def test_a_real_agent_caps_1000_watch_streams_and_hooks_and_echoes_no_mega
         # measured 1-12 MB per flood, once the allocator's arenas settle; before the caps every
         # stream was accepted and each flood held +25 MB more. One allocator jump is noise; a
         # leak grows on every flood.
-        growth = [later - earlier for earlier, later in zip(rss, rss[1:])]
+        growth = [later - earlier for earlier, later in itertools.pairwise(rss)]
         assert min(growth) < 12_000, f"RSS grew {growth} kB on every flood after the first"
 
         for port in range(3):
