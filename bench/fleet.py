@@ -7,8 +7,9 @@ store, each with its own gRPC server, port and certificate; several per process)
 inventory naming each with its own certificate's CA, and runs the real ``ioinctl`` as a user
 would, measuring:
 
-- ``push`` of one hook; ``apply`` of a 3-hook policy, first run and idempotent re-run;
-  ``hooks list``; ``status``;
+- ``status`` as the agents' first contact (its own row: an agent's first call costs it more,
+  once per process); then ``push`` of one hook; ``apply`` of a 3-hook policy, first run and
+  idempotent re-run; ``hooks list``; ``status``;
 - for each: the controller's wall time (process start to exit), its CPU (user + system) and
   peak RSS (``wait4``), the fan-out's own time (the summary's ``elapsed_s``), and the CPU the
   agents' processes spent answering.
@@ -43,6 +44,10 @@ hooks = ["!ioin 0x3f8", "!ioout 0x3f8 rate 100", "!ioin 0x71 core 1"]
 """
 # (label, argv after `ioinctl`, target wall time at 1,000 agents in seconds)
 COMMANDS: list[tuple[str, list[str], float | None]] = [
+    # An agent's first call from any controller costs it more (its first TLS session, its cold
+    # Python paths): paid once per agent process, not per command. Measured first, on its own
+    # row, so the rows after it measure the controller against agents that have been up.
+    ("status (first contact)", ["status"], None),
     ("push", ["push", "!ioin 0x60", "--id", "bench-push"], 2.0),
     ("apply (first)", ["apply", "{policy}"], 4.0),
     ("apply (re-run)", ["apply", "{policy}"], 2.0),
