@@ -23,36 +23,59 @@ from agent.script import ScriptAbort
 __all__ = ["ScriptMemory", "complete_exit", "write_registers"]
 
 
+PAGE = 0x1000
+
+
 class ScriptMemory:
-    """Guest memory by linear address, through the guest's page tables at this exit."""
+    """Guest memory by linear address, through the guest's page tables at this exit.
+
+    Each page of a range is translated on its own: a value or a string that crosses a page
+    boundary is read from wherever the two pages are mapped, not from the physical bytes that
+    follow the first page.
+    """
 
     def __init__(self, ctx: VcpuContext, acc: Access) -> None:
         self._ctx = ctx
         self._acc = acc
 
-    def _physical(self, address: int, size: int) -> int:
-        phys = physical(self._ctx.vcpu, self._acc, address)
-        last = physical(self._ctx.vcpu, self._acc, address + max(size, 1) - 1)
-        if phys is None or last is None or last - phys != max(size, 1) - 1:
-            raise ScriptAbort(f"guest address {address:#x} is not mapped ({size} bytes)")
-        return phys
-
     def read(self, address: int, size: int) -> bytes:
-        size = min(size, self._readable(address, size))
-        try:
-            return self._ctx.memory.read(self._physical(address, size), size)
-        except KvmError as e:
-            raise ScriptAbort(f"guest address {address:#x}: {e}") from None
-
-    def _readable(self, address: int, size: int) -> int:
-        """Strings are read up to 4 KiB: stop at the end of the page rather than fault."""
-        return max(1, min(size, 0x1000 - (address & 0xFFF))) if size > 8 else size
+        """``size`` bytes; more than 8 is a string (printf's ``%s``): read up to ``size``, until
+        the first page after the first one that is unmapped or past the guest's memory."""
+        partial = size > 8
+        data = bytearray()
+        for phys, length in self._pages(address, size, partial=partial):
+            try:
+                data += self._ctx.memory.read(phys, length)
+            except KvmError as e:  # past the guest's memory
+                if partial and data:
+                    break
+                raise ScriptAbort(f"guest address {address:#x}: {e}") from None
+        return bytes(data)
 
     def write(self, address: int, data: bytes) -> None:
+        done = 0
         try:
-            self._ctx.memory.write(self._physical(address, len(data)), data)
+            for phys, length in self._pages(address, len(data), partial=False):
+                self._ctx.memory.write(phys, data[done : done + length])
+                done += length
         except KvmError as e:
             raise ScriptAbort(f"guest address {address:#x}: {e}") from None
+
+    def _pages(self, address: int, size: int, *, partial: bool) -> list[tuple[int, int]]:
+        """(physical address, length) of each page the range touches. An unmapped page aborts
+        the run, unless ``partial`` and it is not the first: the range then stops before it."""
+        pieces: list[tuple[int, int]] = []
+        at, left = address, max(size, 1)
+        while left:
+            length = min(left, PAGE - (at & (PAGE - 1)))
+            phys = physical(self._ctx.vcpu, self._acc, at)
+            if phys is None:
+                if partial and pieces:
+                    break
+                raise ScriptAbort(f"guest address {at:#x} is not mapped (at {address:#x})")
+            pieces.append((phys, length))
+            at, left = (at + length) & (2**64 - 1), left - length
+        return pieces
 
 
 def complete_exit(ctx: VcpuContext) -> None:

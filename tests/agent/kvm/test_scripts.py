@@ -143,3 +143,15 @@ def test_a_script_writes_guest_memory_the_guest_then_reads(
     assert dev.reports == [0x42]  # the guest read what the script wrote
     (ev,) = collector.all_events()
     assert ev.output == "11"  # what was there before
+
+
+def test_a_string_across_a_page_boundary_is_read_whole(
+    run_guest: Callable[[str], Device], collector: Collector
+) -> None:
+    # "ioin" in the last two bytes of one page and the first three of the next (with its NUL):
+    # each page is translated on its own, and the string does not stop at the boundary.
+    at = 0x8FFE
+    writes = "".join(f"eb({at + i:#x}, {b:#x}); " for i, b in enumerate(b"ioin\0"))
+    run_guest(f'!ioin e8 script {{ {writes}printf("%s|%x", {at:#x}, dw({at + 1:#x})); }}')
+    (ev,) = collector.all_events()
+    assert ev.output == "ioin|696f"  # and a word that straddles the boundary: 'o', 'i'
