@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from agent.errors import HookSyntaxError
 from agent.model import MAX_PORT, Capability, check_id
-from agent.script.hook import script_needs
 from agent.wire import hooks_pb2
 
 __all__ = [
@@ -58,7 +57,7 @@ def check_spec(spec: hooks_pb2.HookSpec) -> hooks_pb2.HookSpec:
         raise HookSyntaxError(message + "choose 'pre', 'post' or 'all'", "stage")
     if any(not name.strip() for name in spec.output):
         raise HookSyntaxError("err, empty name in output", "output")
-    script_needs(spec.condition, spec.script)  # compiles the blocks: ScriptError if wrong
+    _script_needs(spec)  # compiles the blocks: ScriptError if wrong
     out = hooks_pb2.HookSpec()
     out.CopyFrom(spec)
     out.stage = out.stage or _PRE
@@ -80,4 +79,13 @@ def required_capabilities(spec: hooks_pb2.HookSpec) -> list[tuple[Capability, st
         (spec.break_, Capability.BREAK, "break"),
     ]
     needs += [(cap, name) for wanted, cap, name in checks if wanted]
-    return needs + script_needs(spec.condition, spec.script)  # the token needing each one
+    return needs + _script_needs(spec)  # the token needing each one
+
+
+def _script_needs(spec: hooks_pb2.HookSpec) -> list[tuple[Capability, str]]:
+    if not spec.condition and not spec.script:
+        return []
+    # imported for a hook with blocks only: the compiler (and numpy) cost the controller 50 ms
+    from agent.script.hook import script_needs
+
+    return script_needs(spec.condition, spec.script)
