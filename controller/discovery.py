@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agent.model import LABEL_KEY, LABEL_VALUE, check_id, printable
 from controller.errors import BrokerError
 from controller.inventory import Host, split_address
 from controller.selectors import Selector
@@ -90,23 +91,33 @@ class Discovery:
 
 
 def _agent(name: str, doc: dict[str, Any]) -> Agent:
+    """The agent a status message describes. Its name is the topic's: the broker lets each agent
+    publish under its own name only, so a payload naming another host is not believed (it would
+    let one agent replace another's address); names and labels must be valid ones."""
     if not isinstance(doc, dict) or not isinstance(doc["online"], bool):
         raise ValueError("not a birth")
+    check_id("host", name)
+    if doc.get("host", name) != name:
+        raise ValueError("the payload names another host than its topic")
     labels = doc.get("labels") or {}
-    if not isinstance(labels, dict):
+    if not isinstance(labels, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and LABEL_KEY.fullmatch(k)
+        and LABEL_VALUE.fullmatch(v)
+        for k, v in labels.items()
+    ):  # fmt: skip
         raise TypeError("labels")
     address = str(doc.get("address") or "")
     if address:
         split_address(address)
     return Agent(
-        name=str(doc.get("host") or name),
+        name=name,
         online=doc["online"],
         address=address,
-        labels={str(k): str(v) for k, v in labels.items()},
-        backend=str(doc.get("backend") or ""),
-        version=str(doc.get("version") or ""),
-        hooks=tuple(str(h) for h in doc.get("hooks") or ()),
-        epoch=str(doc.get("epoch") or ""),
+        labels=dict(labels),
+        backend=printable(str(doc.get("backend") or ""), 64),  # shown in tables: no escapes
+        version=printable(str(doc.get("version") or ""), 64),
+        hooks=tuple(printable(str(h), 128) for h in doc.get("hooks") or ()),
+        epoch=printable(str(doc.get("epoch") or ""), 64),
         last_seen_ns=int(doc.get("ts") or 0),
     )
 

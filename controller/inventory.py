@@ -88,9 +88,9 @@ class Inventory:
 def split_address(address: str) -> tuple[str, int]:
     """``host:port`` (or ``[v6]:port``) → ``(host, port)``; ``ValueError`` saying what is wrong."""
     host, sep, port = address.rpartition(":")
-    if not sep or not host:
+    if not sep or not host or not host.isprintable() or " " in host:
         raise ValueError(f"'{address}' is not HOST:PORT")
-    if not port.isdigit() or not 0 < int(port) < 65536:
+    if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise ValueError(f"'{address}': port '{port}' is not in 1..65535")
     return host.removeprefix("[").removesuffix("]"), int(port)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -87,9 +88,15 @@ def console() -> Console:
     return Console(width=width, highlight=False, soft_wrap=False)
 
 
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def warn(message: str) -> None:
-    """One line on stderr, prefixed with the program's name."""
-    print(f"ioinctl: {message}", file=sys.stderr, flush=True)
+    """One line on stderr, prefixed with the program's name. Control characters (an escape
+    sequence in a host name, a selector, a hook or a file given to us) are shown as hex escapes,
+    never sent to the terminal."""
+    shown = _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", message)
+    print(f"ioinctl: {shown}", file=sys.stderr, flush=True)
 
 
 def print_json(doc: Any, *, compact: bool = False) -> None:

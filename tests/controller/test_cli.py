@@ -234,3 +234,20 @@ def test_vm_views() -> None:
         "reason": "",
         "exits": 99,
     }
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["push", "!ioin 0x3f8", "--hosts", "127.0.0.1:1", "-l", "role=\x1b[31mx"],
+        ["push", "!ioin 0x3f8", "--hosts", "127.0.0.1:1\x1b[2J"],
+        ["explain", "!ioin 0x3f8 \x1b[2J"],
+    ],
+)
+def test_an_escape_sequence_in_what_is_refused_never_reaches_the_terminal(
+    cli: Cli, argv: list[str]
+) -> None:
+    run = cli(*argv)
+    assert run.code != 0
+    assert "\x1b" not in run.err
+    assert "\\x1b" in run.err  # shown, so the user sees what was wrong
