@@ -183,7 +183,10 @@ async def call_host(
         except grpc.aio.AioRpcError as e:
             error = translate(host, e, policy.timeout, about)
             pause = _backoff(attempt)
-            again = policy.idempotent and attempt <= policy.retries
+            # a refused handshake (wrong CA, a certificate the agent refuses) fails the same way
+            # every time: only a transport that may come back is worth another attempt
+            tls = isinstance(error, AgentUnreachable) and error.kind == "tls"
+            again = policy.idempotent and attempt <= policy.retries and not tls
             if not (
                 again and e.code() == grpc.StatusCode.UNAVAILABLE and time.monotonic() + pause < end
             ):

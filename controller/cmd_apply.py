@@ -29,7 +29,7 @@ from controller.run import gather
 
 __all__ = ["apply", "diff"]
 
-FileArg = Annotated[Path, typer.Argument(help="Policy file (TOML, [[policy]] tables).")]
+FileArg = Annotated[Path, typer.Argument(help="Policy file (TOML, one table per policy: name, selector, hooks).")]
 
 
 def _outcome(plan: HostPlan) -> str:

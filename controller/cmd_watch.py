@@ -32,7 +32,7 @@ _MAX_PORTS = 12  # ports listed per host in the summary before "+N more"
 def watch(
     broker: Annotated[
         str | None,
-        typer.Option(envvar="IOIN_BROKER", help="MQTT broker HOST:PORT [default: 127.0.0.1:1883]."),
+        typer.Option(envvar="IOIN_BROKER", help="MQTT broker HOST:PORT (default 127.0.0.1:1883)."),
     ] = None,
     host: Annotated[str | None, typer.Option("--host", help="Only this host id.")] = None,
     hook: Annotated[str | None, typer.Option("--hook", help="Only this hook id.")] = None,

@@ -23,7 +23,6 @@ One root; every subclass carries fields, not only text, and an ``exit_code`` tha
 from __future__ import annotations
 
 __all__ = [
-    "UNREACHABLE_KINDS",
     "AgentUnreachable",
     "BrokerError",
     "ControllerError",
@@ -104,10 +103,6 @@ class PolicyError(ControllerError):
         self.problem = problem
         where = ": ".join(p for p in (path, f"policy '{policy}'" if policy else "", key) if p)
         super().__init__(f"{where}: {problem}")
-
-
-# How an agent was unreachable, for people and for `-o json` (``error.kind``).
-UNREACHABLE_KINDS = ("refused", "timeout", "tls", "unreachable")
 
 
 class AgentUnreachable(ControllerError):

@@ -60,7 +60,7 @@ class Share:
     @classmethod
     def parse(cls, flag: str, text: str) -> Share:
         body = text.strip().removesuffix("%")
-        if not body.isdigit():
+        if not (body.isascii() and body.isdigit()):
             raise UsageError(f"{flag}: '{text}' is not N or N%")
         share = cls(int(body), text.strip().endswith("%"))
         if share.percent and share.amount > 100:

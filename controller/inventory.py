@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller.errors import InventoryError, UsageError
+from controller.errors import InventoryError
 from controller.selectors import LABEL_KEY, LABEL_VALUE
 
 __all__ = [
@@ -37,7 +37,6 @@ __all__ = [
     "Inventory",
     "load_inventory",
     "parse_hosts",
-    "resolve",
     "split_address",
 ]
 
@@ -127,17 +126,6 @@ def load_inventory(path: Path) -> Inventory:
     ]
     defaults = _defaults(path, data.get("defaults", {}))
     return Inventory(tuple(_unique(str(path), hosts)), str(path), defaults)
-
-
-def resolve(hosts: str | None, inventory: Path | None) -> Inventory:
-    """The inventory named on the command line: exactly one of ``--hosts`` / ``--inventory``."""
-    if hosts is not None and inventory is not None:
-        raise UsageError("give --hosts or --inventory, not both")
-    if inventory is not None:
-        return load_inventory(inventory)
-    if hosts is not None:
-        return parse_hosts(hosts)
-    raise UsageError("no agents given: use --hosts HOST:PORT,... or --inventory FILE")
 
 
 def _host(path: str, i: int, entry: Any) -> Host:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,8 +136,10 @@ class FleetOptions:
             key=self.key,
             insecure=self.insecure,
         )
-        if self.deadline is not None and self.deadline <= 0:
-            raise UsageError(f"--deadline must be positive, got {self.deadline:g}")
+        if self.deadline is not None and not 0 < self.deadline < math.inf:
+            raise UsageError(
+                f"--deadline must be a positive number of seconds, got {self.deadline:g}"
+            )
         rollout = Rollout(
             batch=Share.parse("--batch", self.batch) if self.batch else None,
             max_fail=Share.parse("--max-fail", self.max_fail) if self.max_fail else None,
@@ -184,8 +187,8 @@ def targets_for(
 ) -> Targets:
     """Targets for an already resolved inventory (default deadlines, no rollout)."""
     deadline = timeout if timeout is not None else inv.defaults.timeout or DEFAULT_TIMEOUT
-    if deadline <= 0:
-        raise UsageError(f"--timeout must be positive, got {deadline:g}")
+    if not 0 < deadline < math.inf:  # NaN fails too
+        raise UsageError(f"--timeout must be a positive number of seconds, got {deadline:g}")
     security = choose_security(insecure=insecure, ca=ca, cert=cert, key=key, defaults=inv.defaults)
     return Targets(inv.hosts, security, deadline)
 

@@ -167,7 +167,8 @@ def _owned(spec: hooks_pb2.HookSpec) -> bool:
 
 
 def _same(have: hooks_pb2.HookSpec, want: hooks_pb2.HookSpec) -> bool:
-    """Equal but for who applied the hook and when."""
+    """Equal but for who applied the hook and when, and how its command was spelt (``!ioin
+    0x3f8`` and ``!ioin   3f8`` are one hook: a reformatted policy file changes nothing)."""
     return _sans_stamp(have) == _sans_stamp(want)
 
 
@@ -176,4 +177,5 @@ def _sans_stamp(spec: hooks_pb2.HookSpec) -> hooks_pb2.HookSpec:
     copy.CopyFrom(spec)
     copy.owner.applied_by = ""
     copy.owner.applied_ns = 0
+    copy.command = ""
     return copy

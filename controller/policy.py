@@ -89,15 +89,16 @@ def _policy(path: str, i: int, entry: Any) -> Policy:
     if not isinstance(entry, dict):
         raise PolicyError(path, f"#{i + 1}", "", "expected a table")
     name = entry.get("name")
+    unknown = sorted(set(entry) - _POLICY_KEYS)
+    if unknown:  # first: a misspelt `name` is named as such, not reported missing
+        where = name if isinstance(name, str) else f"#{i + 1}"
+        raise PolicyError(path, where, unknown[0], "unknown key (expected name, selector, hooks)")
     if not isinstance(name, str):
         raise PolicyError(path, f"#{i + 1}", "name", "missing, or not a string")
     try:
         check_id("policy name", name)
     except ValueError as e:
         raise PolicyError(path, name, "name", str(e)) from None
-    unknown = sorted(set(entry) - _POLICY_KEYS)
-    if unknown:
-        raise PolicyError(path, name, unknown[0], "unknown key (expected name, selector, hooks)")
     selector = entry.get("selector", "")
     if not isinstance(selector, str):
         raise PolicyError(path, name, "selector", "expected a string")

@@ -133,9 +133,9 @@ def _requirement(tokens: _Tokens) -> Requirement:
     op = tokens.take("an operator")
     if op in ("=", "==", "!="):
         return Requirement(key, Op.NE if op == "!=" else Op.EQ, frozenset([_value(tokens)]))
-    if op.lower() in ("in", "notin"):
-        return Requirement(key, Op(op.lower()), _value_set(tokens))
-    if op.lower() == "exists":
+    if op in ("in", "notin"):  # lowercase only, as Kubernetes spells them
+        return Requirement(key, Op(op), _value_set(tokens))
+    if op == "exists":
         return Requirement(key, Op.EXISTS)
     raise tokens.fail("expected =, ==, !=, in, notin or exists")
 
@@ -159,6 +159,9 @@ def _value(tokens: _Tokens) -> str:
 def _value_set(tokens: _Tokens) -> frozenset[str]:
     if tokens.take("'('") != "(":
         raise tokens.fail("expected '(' after in / notin")
+    if tokens.peek() == ")":
+        tokens.take("')'")
+        raise tokens.fail("a value set cannot be empty (as in Kubernetes)")
     values = [_value(tokens)]
     while (sep := tokens.take("',' or ')'")) == ",":
         values.append(_value(tokens))

@@ -251,3 +251,19 @@ def test_an_escape_sequence_in_what_is_refused_never_reaches_the_terminal(
     assert run.code != 0
     assert "\x1b" not in run.err
     assert "\\x1b" in run.err  # shown, so the user sees what was wrong
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--batch", "\u00b2"], "--batch: '\u00b2' is not N or N%"),
+        (["--max-fail", "\u00b2%"], "--max-fail: '\u00b2%' is not N or N%"),
+        (["--timeout", "nan"], "--timeout must be a positive number of seconds, got nan"),
+        (["--timeout", "inf"], "--timeout must be a positive number of seconds, got inf"),
+        (["--deadline", "nan"], "--deadline must be a positive number of seconds, got nan"),
+    ],
+)
+def test_rollout_and_deadline_flags_are_checked(cli: Cli, flags: list[str], message: str) -> None:
+    run = cli("push", "!ioin 0x3f8", "--hosts", "127.0.0.1:1", "--insecure", *flags)
+    assert run.code == 1
+    assert message in run.err

@@ -42,3 +42,12 @@ def test_mutual_tls_admits_the_fleet_ca_and_refuses_everything_else(
     refused = ioinctl("hooks", "list", "--hosts", agent.address, *foreign)
     assert refused.returncode == 1
     assert agent.address in refused.stderr
+
+    # A refused handshake is not retried (it would fail the same way) and gRPC's own log of it
+    # stays off the terminal: one short line per host, whatever the fleet's size.
+    other_ca = ["--ca", str(other.ca), *ours[2:]]
+    wrong = ioinctl("hooks", "list", "--hosts", agent.address, *other_ca, "-o", "json")
+    assert wrong.returncode == 1
+    (host,) = json.loads(wrong.stdout)["hosts"]
+    assert (host["error"]["kind"], host["attempts"]) == ("tls", 1)
+    assert "Handshake failed" not in wrong.stderr

@@ -68,6 +68,10 @@ def test_a_good_file_parses_every_hook(tmp_path: Path) -> None:
             "[[policy]]\nname='a'\nhooks=['!ioin 1', '!IOIN 0x1']\n",
             "policy.toml: policy 'a': hooks[1]: hook id 'in-1-",
         ),
+        (  # a misspelt name is named, not reported missing
+            "[[policy]]\nnme='a'\nhooks=[]\n",
+            "policy.toml: policy '#1': nme: unknown key",
+        ),
         (
             "[[policy]]\nname='a'\nhooks=[]\n[[policy]]\nname='a'\nhooks=[]\n",
             "policy.toml: policy 'a': name: two policies have this name",
@@ -117,6 +121,10 @@ def test_plan_creates_replaces_removes_and_leaves_hand_pushed_alone(tmp_path: Pa
         (Action.REMOVE, have[3].spec.id),  # rtc no longer selects this agent
     ]
     assert again.unchanged == 1  # who applied and when do not count as a change
+    respelt = [hook("!ioin   3f8", policy="serial"), hook("!ioout 3f8 rate 0n256", policy="serial")]
+    assert respelt[0].spec.id == have[1].spec.id
+    same = plan_host(f, web, respelt, OWNER)
+    assert (same.changes, same.unchanged) == ((), 2)  # only the spelling differs
 
 
 def test_plan_conflicts(tmp_path: Path) -> None:

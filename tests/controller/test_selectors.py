@@ -63,6 +63,8 @@ def test_matching(text: str, matching: list[str]) -> None:
         ("role ~ web", "~", "expected =, ==, !=, in, notin or exists"),
         ("!", "", "expected a label key, got the end"),
         (",", ",", "not a valid label key"),
+        ("tier in ()", ")", "a value set cannot be empty (as in Kubernetes)"),
+        ("tier IN (a)", "IN", "expected =, ==, !=, in, notin or exists"),
     ],
 )
 def test_refusals_name_the_token(text: str, token: str, problem: str) -> None:
