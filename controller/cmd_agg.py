@@ -31,7 +31,9 @@ __all__ = ["parse_duration", "query", "top"]
 AggregatorOpt = Annotated[
     str | None,
     typer.Option(
-        "--aggregator", envvar="IOIN_AGGREGATOR", help="ioinagg HOST:PORT (or the inventory's defaults.aggregator)."
+        "--aggregator",
+        envvar="IOIN_AGGREGATOR",
+        help="ioinagg HOST:PORT (or the inventory's defaults.aggregator).",
     ),
 ]
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -29,7 +29,9 @@ from controller.run import gather
 
 __all__ = ["apply", "diff"]
 
-FileArg = Annotated[Path, typer.Argument(help="Policy file (TOML, one table per policy: name, selector, hooks).")]
+FileArg = Annotated[
+    Path, typer.Argument(help="Policy file (TOML, one table per policy: name, selector, hooks).")
+]
 
 
 def _outcome(plan: HostPlan) -> str:

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from controller.errors import InventoryError, UsageError
-from controller.inventory import Host, load_inventory, parse_hosts, resolve, split_address
+from controller.inventory import Host, load_inventory, parse_hosts, split_address
 from controller.security import choose_security
+from tests.controller.conftest import Cli
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -99,11 +100,15 @@ def test_missing_inventory_file_is_named(tmp_path: Path) -> None:
         load_inventory(tmp_path / "nope.toml")
 
 
-def test_exactly_one_source_of_hosts(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="not both"):
-        resolve("h:1", tmp_path / "fleet.toml")
-    with pytest.raises(UsageError, match=r"--hosts HOST:PORT,\.\.\. or --inventory FILE"):
-        resolve(None, None)
+def test_exactly_one_source_of_hosts(cli: Cli, tmp_path: Path) -> None:
+    both = cli("status", "--hosts", "h:1", "-i", str(write(tmp_path, "")), "--insecure")
+    assert both.code == 1
+    assert "give --hosts alone, not with --inventory or --discover" in both.err
+    neither = cli("status", "--insecure")
+    assert neither.code == 1
+    assert (
+        "no agents given: use --hosts HOST:PORT,..., --inventory FILE or --discover" in neither.err
+    )
 
 
 def test_security_needs_an_explicit_choice() -> None:
