@@ -13,6 +13,14 @@ from rich.table import Table
 from rich.text import Text
 
 from controller.aggclient import enrich_hosts, resolve_target
+from controller.brokerlogin import (
+    BrokerLogin,
+    MqttCaOpt,
+    MqttCertOpt,
+    MqttKeyOpt,
+    PasswordOpt,
+    UsernameOpt,
+)
 from controller.cmd_agg import AggregatorOpt
 from controller.discovery import Agent, discover
 from controller.options import (
@@ -45,12 +53,18 @@ def hosts(
     cert: CertOpt = None,
     key: KeyOpt = None,
     insecure: InsecureOpt = False,
+    username: UsernameOpt = None,
+    password: PasswordOpt = None,
+    mqtt_ca: MqttCaOpt = None,
+    mqtt_cert: MqttCertOpt = None,
+    mqtt_key: MqttKeyOpt = None,
 ) -> int:
     """List agents: name, address, labels, online, backend, hooks, epoch, last seen; with
     ``--aggregator`` (or the inventory's ``[defaults] aggregator``) also each host's sequence
     gaps, announced drops, event rate and last event, from the aggregator's store."""
     chosen = parse_selector(selector or "")
-    found = asyncio.run(discover(broker))
+    login = BrokerLogin(username, password, mqtt_ca, mqtt_cert, mqtt_key)
+    found = asyncio.run(discover(broker, login))
     agents = found.select(chosen, online_only=False)
     if online:
         agents = [a for a in agents if a.online]

@@ -16,6 +16,14 @@ from rich.text import Text
 
 from agent.decode_guard import printable
 from agent.model import check_id
+from controller.brokerlogin import (
+    BrokerLogin,
+    MqttCaOpt,
+    MqttCertOpt,
+    MqttKeyOpt,
+    PasswordOpt,
+    UsernameOpt,
+)
 from controller.errors import UsageError
 from controller.gaps import MAX_JUMP, MAX_STREAMS, GapChecker
 from controller.inventory import load_inventory, split_address
@@ -25,7 +33,6 @@ from controller.watch import WatchConfig, Watcher
 
 __all__ = ["gap_table", "summary_table", "watch"]
 
-_MQTT = "Broker"
 _MAX_PORTS = 12  # ports listed per host in the summary before "+N more"
 
 
@@ -49,28 +56,11 @@ def watch(
     gap_grace: Annotated[
         float, typer.Option("--gap-grace", help="Seconds before a missing number counts as lost.")
     ] = 5.0,
-    username: Annotated[
-        str | None, typer.Option(envvar="IOIN_MQTT_USERNAME", rich_help_panel=_MQTT)
-    ] = None,
-    password: Annotated[
-        str | None, typer.Option(envvar="IOIN_MQTT_PASSWORD", rich_help_panel=_MQTT)
-    ] = None,
-    mqtt_ca: Annotated[
-        str | None,
-        typer.Option(envvar="IOIN_MQTT_CA", help="CA for MQTT over TLS.", rich_help_panel=_MQTT),
-    ] = None,
-    mqtt_cert: Annotated[
-        str | None,
-        typer.Option(
-            envvar="IOIN_MQTT_CERT",
-            help="Client certificate for MQTT over TLS (its CN must be a reader).",
-            rich_help_panel=_MQTT,
-        ),
-    ] = None,
-    mqtt_key: Annotated[
-        str | None,
-        typer.Option(envvar="IOIN_MQTT_KEY", help="Its key.", rich_help_panel=_MQTT),
-    ] = None,
+    username: UsernameOpt = None,
+    password: PasswordOpt = None,
+    mqtt_ca: MqttCaOpt = None,
+    mqtt_cert: MqttCertOpt = None,
+    mqtt_key: MqttKeyOpt = None,
     inventory: InventoryOpt = None,
     output: OutputOpt = Output.TABLE,
 ) -> int:
@@ -78,8 +68,7 @@ def watch(
     output = Output.JSON if output is Output.JSONL else output  # events are a stream either way
     if check_gaps and hook is not None:
         raise UsageError("--check-gaps needs every hook's events: it cannot be used with --hook")
-    if (mqtt_cert is None) != (mqtt_key is None) or (mqtt_cert and not mqtt_ca):
-        raise UsageError("--mqtt-cert and --mqtt-key go together, and need --mqtt-ca")
+    login = BrokerLogin(username, password, mqtt_ca, mqtt_cert, mqtt_key)
     if gap_grace <= 0:
         raise UsageError(f"--gap-grace must be positive, got {gap_grace:g}")
     cfg = WatchConfig(
@@ -91,11 +80,7 @@ def watch(
         breaks=breaks,
         output=output,
         seconds=_seconds(seconds),
-        username=username,
-        password=password,
-        tls_ca=mqtt_ca,
-        tls_cert=mqtt_cert,
-        tls_key=mqtt_key,
+        login=login,
         check_gaps=check_gaps,
         gap_grace=gap_grace,
     )

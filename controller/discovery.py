@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent.model import LABEL_KEY, LABEL_VALUE, check_id, printable
+from controller.brokerlogin import BrokerLogin
 from controller.errors import BrokerError
 from controller.inventory import Host, split_address
 from controller.selectors import Selector
@@ -124,27 +125,25 @@ def _agent(name: str, doc: dict[str, Any]) -> Agent:
 
 async def discover(
     broker: str,
+    login: BrokerLogin | None = None,
     *,
-    username: str | None = None,
-    password: str | None = None,
-    tls_ca: str | None = None,
     quiet: float = QUIET_S,
     max_wait: float = MAX_WAIT_S,
 ) -> Discovery:
     """Subscribe to the status topics at ``broker`` and collect the retained replay."""
     import aiomqtt  # here: every fan-out command imports this module, few of them --discover
 
+    login = login or BrokerLogin()
     found = Discovery()
     host, port = split_address(broker)
-    tls = aiomqtt.TLSParameters(ca_certs=tls_ca) if tls_ca else None
     client = aiomqtt.Client(
         host,
         port,
         identifier=f"ioinctl-hosts-{os.getpid()}-{os.urandom(3).hex()}",
         protocol=aiomqtt.ProtocolVersion.V5,
-        username=username,
-        password=password,
-        tls_params=tls,
+        username=login.username,
+        password=login.password,
+        tls_params=login.tls(),
     )
     try:
         async with client, asyncio.timeout(max_wait + 10):

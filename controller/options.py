@@ -19,6 +19,14 @@ from typing import Annotated, Any
 
 import typer
 
+from controller.brokerlogin import (
+    BrokerLogin,
+    MqttCaOpt,
+    MqttCertOpt,
+    MqttKeyOpt,
+    PasswordOpt,
+    UsernameOpt,
+)
 from controller.discovery import discover
 from controller.errors import UsageError
 from controller.fanout import DEFAULT_CONCURRENCY, Rollout, Share, Targets
@@ -112,6 +120,16 @@ class FleetOptions:
     insecure: bool = False
     output: Output = Output.TABLE
     wide: bool = False
+    username: str | None = None  # the broker's, for --discover
+    password: str | None = None
+    mqtt_ca: str | None = None
+    mqtt_cert: str | None = None
+    mqtt_key: str | None = None
+
+    def broker_login(self) -> BrokerLogin:
+        return BrokerLogin(
+            self.username, self.password, self.mqtt_ca, self.mqtt_cert, self.mqtt_key
+        )
 
     def parsed_selector(self) -> Selector:
         return parse_selector(self.selector or "")
@@ -166,7 +184,7 @@ class FleetOptions:
     def _discovered(self, inv: Inventory | None, include_offline: bool) -> Inventory:
         defaults = inv.defaults if inv is not None else Defaults()
         broker = self.broker or defaults.broker or DEFAULT_BROKER
-        found = asyncio.run(discover(broker))
+        found = asyncio.run(discover(broker, self.broker_login()))
         extra = {h.name: dict(h.labels) for h in (inv.hosts if inv is not None else ())}
         hosts: list[Host] = []
         for agent in found.agents.values():
@@ -220,6 +238,11 @@ _SHARED: list[tuple[str, Any, Any]] = [
     ("insecure", InsecureOpt, False),
     ("output", OutputOpt, Output.TABLE),
     ("wide", WideOpt, False),
+    ("username", UsernameOpt, None),
+    ("password", PasswordOpt, None),
+    ("mqtt_ca", MqttCaOpt, None),
+    ("mqtt_cert", MqttCertOpt, None),
+    ("mqtt_key", MqttKeyOpt, None),
 ]
 _ROLLOUT: list[tuple[str, Any, Any]] = [("batch", BatchOpt, None), ("max_fail", MaxFailOpt, None)]
 

@@ -23,6 +23,7 @@ from agent.decode_guard import printable
 from agent.eventline import event_line
 from agent.topics import PREFIX, Kind, filter_for
 from agent.topics import parse as parse_topic
+from controller.brokerlogin import BrokerLogin
 from controller.decode import Junk, decode_batch
 from controller.errors import BrokerError
 from controller.gaps import GapChecker
@@ -47,11 +48,7 @@ class WatchConfig:
     breaks: bool = False
     output: Output = Output.TABLE
     seconds: float | None = None
-    username: str | None = None
-    password: str | None = None
-    tls_ca: str | None = None
-    tls_cert: str | None = None  # a client certificate (deploy/mosquitto.conf requires one)
-    tls_key: str | None = None
+    login: BrokerLogin = field(default_factory=BrokerLogin)  # the shipped broker: a reader's cert
     junk_every: int = 100
     check_gaps: bool = False
     gap_grace: float = 5.0
@@ -147,21 +144,15 @@ class Watcher:
 
     def _client(self) -> aiomqtt.Client:
         host, port = split_address(self.cfg.broker)
-        tls = (
-            aiomqtt.TLSParameters(
-                ca_certs=self.cfg.tls_ca, certfile=self.cfg.tls_cert, keyfile=self.cfg.tls_key
-            )
-            if self.cfg.tls_ca
-            else None
-        )
+        login = self.cfg.login
         return aiomqtt.Client(
             host,
             port,
             identifier=f"ioinctl-watch-{os.getpid()}-{os.urandom(3).hex()}",
             protocol=aiomqtt.ProtocolVersion.V5,
-            username=self.cfg.username,
-            password=self.cfg.password,
-            tls_params=tls,
+            username=login.username,
+            password=login.password,
+            tls_params=login.tls(),
         )
 
     def _events(self, events: list[dict[str, Any]]) -> None:

@@ -238,6 +238,21 @@ async def test_a_real_agent_publishes_over_tls_as_its_certificate(
     assert events, (out.stdout[-2000:], out.stderr[-2000:])
     assert {e["host"] for e in events} == {"host-a"}
 
+    # discovery reads the same bus with the same reader's certificate: `hosts` lists the agent,
+    # and `--discover` reaches it
+    hosts = [*IOINCTL, "hosts", "--broker", f"127.0.0.1:{b.port}", *flags, "-o", "json"]
+    out = await asyncio.to_thread(subprocess.run, hosts, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    (found,) = json.loads(out.stdout)["agents"]
+    assert (found["name"], found["online"], found["address"]) == ("host-a", True, agent.address)
+    status = [*IOINCTL, "status", "--discover", "--broker", f"127.0.0.1:{b.port}", *flags]
+    status += ["--insecure", "-o", "json"]
+    out = await asyncio.to_thread(
+        subprocess.run, status, capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    assert [h["host"] for h in json.loads(out.stdout)["hosts"]] == ["host-a"]
+
 
 def test_an_agent_refuses_to_send_under_another_hosts_certificate(
     secure_broker: SecureBroker, agent_factory: Callable[..., AgentProc]
