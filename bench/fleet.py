@@ -32,8 +32,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agent.identity import Role
 from bench.common import Row, emit
-from bench.pki import Ca
+from controller.pki import init_ca, issue_agent, issue_user
 
 __all__ = ["main"]
 
@@ -73,8 +74,10 @@ class HollowFleet:
 
     def __init__(self, n: int, per_process: int, workdir: Path) -> None:
         self.n, self.workdir = n, workdir
-        self.ca = Ca(workdir / "pki")
-        self.client = self.ca.issue("ioinctl")
+        self.pki = workdir / "pki"  # made as `ioinctl pki` makes a fleet's: roles in certificates
+        self.ca = init_ca(self.pki, "bench-ca").cert
+        user = issue_user(self.pki, "ioinctl", Role.ADMIN)
+        self.client = (user.cert, user.key)
         self.procs: list[subprocess.Popen[str]] = []
         self.ports: dict[str, int] = {}
         names = [f"hollow-{i:04d}" for i in range(n)]
@@ -84,7 +87,8 @@ class HollowFleet:
     def _spawn(self, names: list[str], index: int) -> None:
         agents = []
         for name in names:
-            cert, key = self.ca.issue(name)
+            issued = issue_agent(self.pki, name, ["127.0.0.1"])
+            cert, key = issued.cert, issued.key
             agents.append(
                 {
                     "name": name,
@@ -94,7 +98,7 @@ class HollowFleet:
                 }
             )
         spec = self.workdir / f"hollow-{index}.json"
-        spec.write_text(json.dumps({"ca": str(self.ca.cert), "agents": agents}))
+        spec.write_text(json.dumps({"ca": str(self.ca), "agents": agents}))
         read, write = os.pipe()
         hollow = [sys.executable, str(Path(__file__).parent / "hollow.py"), str(spec), str(write)]
         log_path = self.workdir / f"hollow-{index}.log"
@@ -112,7 +116,7 @@ class HollowFleet:
 
     def inventory(self) -> Path:
         cert, key = self.client
-        lines = [f'[defaults]\nca = "{self.ca.cert}"\ncert = "{cert}"\nkey = "{key}"\n']
+        lines = [f'[defaults]\nca = "{self.ca}"\ncert = "{cert}"\nkey = "{key}"\n']
         for name, port in sorted(self.ports.items()):
             lines.append(f'[[agent]]\nname = "{name}"\naddress = "127.0.0.1:{port}"\n')
         path = self.workdir / "fleet.toml"

@@ -1,9 +1,10 @@
 """Hollow agents (as kubemark runs hollow kubelets): many real agents in one process.
 
-Each hollow agent is the real agent minus its event sources: the real :class:`AgentServicer`
-over a real agent core (hook table, hook store on disk, status, counters) with the real error
-interceptor, served by a gRPC server of its own on a port of its own with a certificate of its
-own (mutual TLS). Each is entered as ioind enters it (the backend opened, the saved hooks
+Each hollow agent is the real agent minus its event sources: ioind's own gRPC server
+(:func:`agent.rpc.server.create_server`: the call caps, the role interceptor and its audit, the
+error mapping, health) over a real agent core (hook table, hook store on disk, status,
+counters), on a port of its own with a certificate of its own (mutual TLS, made as
+``ioinctl pki`` makes them). Each is entered as ioind enters it (the backend opened, the saved hooks
 restored from its store, which opens the store as a real agent's start does), but its backend
 never runs, so nothing is generated and the agent costs nothing while idle: what is measured is
 the controller and the gRPC path.
@@ -31,24 +32,19 @@ import grpc
 from agent.build import build_agent
 from agent.config import AgentConfig, GrpcConfig
 from agent.core import Agent
-from agent.rpc.errors import ErrorInterceptor
-from agent.rpc.server import AgentServicer
-from agent.wire import agent_pb2_grpc
+from agent.rpc.server import create_server
 
 __all__ = ["hollow_agent", "main"]
 
 
-def hollow_agent(name: str, state_dir: str, tls: GrpcConfig) -> tuple[Agent, grpc.aio.Server, int]:
-    """One hollow agent and its own gRPC server (bound to a free port, not yet started)."""
+async def hollow_agent(
+    name: str, state_dir: str, tls: GrpcConfig
+) -> tuple[Agent, grpc.aio.Server, int]:
+    """One hollow agent and ioind's own gRPC server for it (the call caps, the role interceptor
+    with its audit, the error mapping, health), bound to a free port, not yet started."""
     config = AgentConfig(host=name, backend="sim", state_dir=state_dir, grpc=tls)
     agent = build_agent(config)  # entered by serve(), never run: nothing is generated
-    server = grpc.aio.server(interceptors=[ErrorInterceptor()])
-    agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(agent), server)
-    key, cert, ca = (Path(p).read_bytes() for p in (tls.key, tls.cert, tls.ca))
-    creds = grpc.ssl_server_credentials(
-        [(key, cert)], root_certificates=ca, require_client_auth=True
-    )
-    port = server.add_secure_port("127.0.0.1:0", creds)
+    server, port, _ = await create_server(agent, tls)
     return agent, server, port
 
 
@@ -58,7 +54,7 @@ async def serve(spec: dict[str, Any], ready_fd: int) -> None:
     ports: dict[str, int] = {}
     for a in spec["agents"]:
         tls = GrpcConfig(listen="127.0.0.1:0", cert=a["cert"], key=a["key"], ca=spec["ca"])
-        agent, server, port = hollow_agent(a["name"], a["state_dir"], tls)
+        agent, server, port = await hollow_agent(a["name"], a["state_dir"], tls)
         await agent.__aenter__()
         agents.append(agent)
         await server.start()

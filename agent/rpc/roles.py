@@ -19,6 +19,7 @@ allowed or refused, is handed to ``audit`` once it has finished, as a :class:`Do
 
 from __future__ import annotations
 
+import functools
 import inspect
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -116,7 +117,12 @@ def refusal(caller: Identity | None, need: Need) -> str | None:
 def _caller(context: Ctx) -> Identity | None:
     """The peer's identity from its TLS certificate; ``None`` on a plain connection."""
     pem = list(context.auth_context().get("x509_pem_cert", ()))
-    return identity_from_pem(pem[0]) if pem else None
+    return _identity(pem[0]) if pem else None
+
+
+# A fleet has a handful of controllers and aggregators, each calling again and again: a
+# certificate is parsed once, not on every call (bounded: the least recently seen go first).
+_identity = functools.lru_cache(maxsize=256)(identity_from_pem)
 
 
 class RoleInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
