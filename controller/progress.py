@@ -22,8 +22,9 @@ class Progress:
         self.command = command
         self.total = total
         self.states: Counter[str] = Counter()
-        self._drawn = 0.0
         self._width = 0
+        self._draw()  # "0/N done": something shows before the first host answers
+        self._drawn = time.monotonic()
 
     def update(self, state: str) -> None:
         self.states[state] += 1

@@ -193,7 +193,8 @@ class Report:
         ok = f"{s['ok']} ok"
         if self.view.counted and set(s["outcomes"]) - {"ok"}:
             ok += " (" + ", ".join(f"{n} {what}" for what, n in s["outcomes"].items()) + ")"
-        parts = [f"{s['hosts']} hosts", ok, f"{s['failed']} failed"]
+        hosts = f"{s['hosts']} host" + ("" if s["hosts"] == 1 else "s")
+        parts = [hosts, ok, f"{s['failed']} failed"]
         if s["not_attempted"]:
             parts.append(f"{s['not_attempted']} not attempted")
         return f"{self.command}: {', '.join(parts)}, {elapsed:.2f} s"

@@ -72,6 +72,7 @@ def test_concurrency_fits_the_descriptor_limit() -> None:
 
 def test_progress_line(capsys: pytest.CaptureFixture[str]) -> None:
     progress = Progress("push", 1000)
+    assert "push: 0/1000 done, 0 ok, 0 failed, 1000 pending" in capsys.readouterr().err  # at once
     for state in ["ok"] * 737 + ["failed"] * 3:
         progress.update(state)
     assert progress.line() == "push: 740/1000 done, 737 ok, 3 failed, 260 pending"
