@@ -81,8 +81,23 @@ def load_policies(path: Path) -> PolicyFile:
         policy = _policy(where, i, entry)
         if any(p.name == policy.name for p in policies):
             raise PolicyError(where, policy.name, "name", "two policies have this name")
+        _same_hooks_for_the_same_agents(where, policies, policy)
         policies.append(policy)
     return PolicyFile(where, tuple(policies))
+
+
+def _same_hooks_for_the_same_agents(where: str, earlier: list[Policy], policy: Policy) -> None:
+    """Two policies with the same selector that set the same hook id conflict on every agent
+    they select: refused here, before any host. (Selectors that only overlap are checked per
+    agent, when the plan is made.)"""
+    ids = {h.id for h in policy.hooks}
+    for other in earlier:
+        if set(other.selector.requirements) != set(policy.selector.requirements):
+            continue
+        shared = sorted(ids & {h.id for h in other.hooks})
+        if shared:
+            problem = f"policy '{other.name}' sets hook '{shared[0]}' too, for the same agents"
+            raise PolicyError(where, policy.name, "hooks", problem)
 
 
 def _policy(path: str, i: int, entry: Any) -> Policy:

@@ -68,6 +68,11 @@ def test_a_good_file_parses_every_hook(tmp_path: Path) -> None:
             "[[policy]]\nname='a'\nhooks=['!ioin 1', '!IOIN 0x1']\n",
             "policy.toml: policy 'a': hooks[1]: hook id 'in-1-",
         ),
+        (  # one hook id from two policies for the same agents: a conflict on every one of them
+            "[[policy]]\nname='a'\nselector='role=web'\nhooks=['!ioin 1']\n"
+            "[[policy]]\nname='b'\nselector='role==web'\nhooks=['!IOIN 0x1']\n",
+            "policy.toml: policy 'b': hooks: policy 'a' sets hook 'in-1-",
+        ),
         (  # a misspelt name is named, not reported missing
             "[[policy]]\nnme='a'\nhooks=[]\n",
             "policy.toml: policy '#1': nme: unknown key",
