@@ -4,7 +4,14 @@ The script is compiled exactly as an agent compiles it at SetHook (:mod:`agent.s
 run once against the registers and pseudo-registers given (unset ones are 0), with no guest
 memory. Prints the printf/print output, then what changed (registers, globals) and the effects
 asked for (``event_sc``, ``pause``, ``event_*``). Exit 0, or 2 with the error on stderr when the
-script is refused or its run aborts (step budget, division by zero).
+script is refused or its run aborts (step budget, division by zero); what an aborted run printed
+before the abort is printed first, as HyperDbg prints as it goes.
+
+``-o json`` prints one document, ``-o jsonl`` the same object on one line (there is one result,
+not one per host): ``ok``, ``error`` (``null``, or ``{"kind": "refused" | "aborted", "message",
+"token", "line", "column"}``), ``output`` (lines), ``registers``, ``globals``,
+``short_circuit``, ``pause``, ``events``, ``steps``. A failure still prints its document on
+stdout (with the output before an abort), and its error on stderr, exit 2.
 """
 
 from __future__ import annotations
@@ -50,17 +57,34 @@ def eval_script(
     output: OutputOpt = Output.TABLE,
 ) -> int:
     """Evaluate a script offline against the given registers; print its output and changes."""
-    regs = _assignments(reg or [], "--reg", "@", REGISTERS)
-    pseudos = _assignments(pseudo or [], "--pseudo", "$", PSEUDO)
-    program = _compile(script)
+    doc, error = _evaluate(script, reg or [], pseudo or [], budget)
+    _render(doc, output)
+    if error is not None:
+        raise error
+    return 0
+
+
+def _evaluate(
+    script: str, reg: list[str], pseudo: list[str], budget: int
+) -> tuple[dict[str, Any], InvalidScript | None]:
+    """The run's document, and the error to exit with (None when it ran to its end)."""
+    try:
+        regs = _assignments(reg, "--reg", "@", REGISTERS)
+        pseudos = _assignments(pseudo, "--pseudo", "$", PSEUDO)
+        program = _compile(script)
+    except _Refused as e:
+        return _failed("refused", e.error, e.line, e.col), e.error
     full = _registers(regs)
     before, globals_ = dict(full), dict[str, int]()
     try:
         result = program.run(full, pseudos, globals_, budget=budget)
     except ScriptAbort as e:
-        raise InvalidScript(str(e)) from None
+        error = InvalidScript(str(e))
+        return _failed("aborted", error, printed=e.output) | {"steps": e.steps}, error
     changed = {k: v for k, v in full.items() if before.get(k, 0) != v}
-    doc: dict[str, Any] = {
+    doc = {
+        "ok": True,
+        "error": None,
         "output": result.output.splitlines(),
         "registers": changed,
         "globals": globals_,
@@ -69,8 +93,33 @@ def eval_script(
         "events": [{"action": a, "target": t} for a, t in result.events],
         "steps": result.steps,
     }
-    _render(doc, output)
-    return 0
+    return doc, None
+
+
+def _failed(
+    kind: str, error: InvalidScript, line: int = 0, col: int = 0, printed: str = ""
+) -> dict[str, Any]:
+    """The document of a script refused (``kind`` refused) or aborted (``aborted``)."""
+    where = {"line": line or None, "column": col or None}
+    return {
+        "ok": False,
+        "error": {"kind": kind, "message": error.message, "token": error.token} | where,
+        "output": printed.splitlines(),
+        "registers": {},
+        "globals": {},
+        "short_circuit": False,
+        "pause": False,
+        "events": [],
+        "steps": 0,
+    }
+
+
+class _Refused(Exception):
+    """Compiling (or reading the options) refused: the error and, for a script, its position."""
+
+    def __init__(self, error: InvalidScript, line: int = 0, col: int = 0) -> None:
+        self.error, self.line, self.col = error, line, col
+        super().__init__(error.message)
 
 
 def _compile(script: str) -> Program:
@@ -78,9 +127,10 @@ def _compile(script: str) -> Program:
         program = compile_script(script)
         program.check(EVAL_CAPABILITIES, "eval")
     except ScriptError as e:
-        raise InvalidScript(e.message, e.token) from None
+        raise _Refused(InvalidScript(e.message, e.token), e.line, e.col) from None
     except CapabilityError as e:
-        raise InvalidScript(f"{e} (ioinctl eval has no guest memory)", e.capability) from None
+        message = f"{e} (ioinctl eval has no guest memory)"
+        raise _Refused(InvalidScript(message, e.capability)) from None
     return program
 
 
@@ -90,7 +140,8 @@ def _assignments(items: list[str], flag: str, sigil: str, known: Any) -> dict[st
         name, eq, text = item.partition("=")
         key = name.strip().lower().removeprefix(sigil)
         if not eq or key not in known:
-            raise InvalidScript(f"{flag} {item!r}: expected NAME=VALUE with a known name", name)
+            message = f"{flag} {item!r}: expected NAME=VALUE with a known name"
+            raise _Refused(InvalidScript(message, name))
         values[key] = _number(text.strip(), flag, item)
     return values
 
@@ -108,7 +159,7 @@ def _number(text: str, flag: str, item: str) -> int:
         and set(text.lower()) <= set("0123456789abcdef`")
     ):
         return int(text.replace("`", ""), 16)
-    raise InvalidScript(f"{flag} {item!r}: '{text}' is not a number", text)
+    raise _Refused(InvalidScript(f"{flag} {item!r}: '{text}' is not a number", text))
 
 
 def _registers(parts: dict[str, int]) -> dict[str, int]:
@@ -124,8 +175,8 @@ def _registers(parts: dict[str, int]) -> dict[str, int]:
 
 
 def _render(doc: dict[str, Any], output: Output) -> None:
-    if output is Output.JSON:
-        print_json(doc)
+    if output is not Output.TABLE:  # jsonl: the one result as one line
+        print_json(doc, compact=output is Output.JSONL)
         return
     for line in doc["output"]:
         print(line)

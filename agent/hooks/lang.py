@@ -18,7 +18,9 @@ outside blocks and kept as text inside them (so braces in them still nest). A ba
 of hex digits (``cafe``) is a number; a second bare word is an unknown parameter.
 Blocks keep their text trimmed and without the outer braces (escapes resolved); ``output`` splits
 it on commas. ``condition`` and ``script`` blocks are compiled here (:mod:`agent.script`), so a
-syntax, name or arity error in them refuses the hook, naming the token, line and column.
+syntax, name or arity error in them refuses the hook, naming the token, line and column. Those
+count within the block as written, from its first character after ``{`` (line 1, column 1), as
+``ioinctl eval`` counts from the script's first character; an escaped brace counts as one.
 pid, core, buffer, set, rate and burst are unsigned 32-bit values.
 
 Differences from HyperDbg: ports are range-checked; every error names the offending token (and
@@ -83,6 +85,7 @@ _DEC = re.compile(r"0?n([0-9]+)", re.ASCII)
 class _Token:
     text: str  # as written, braces included for a block
     block: str | None = None  # a block's content, trimmed, escapes resolved
+    raw: str = ""  # a block's content untrimmed (escapes resolved): error positions count in it
 
 
 # -- tokens -----------------------------------------------------------------------------------
@@ -120,7 +123,8 @@ def _block(text: str, start: int, max_nesting: int) -> tuple[_Token, int]:
             raise HookSyntaxError(f"braces nested deeper than {max_nesting} (limits.max_nesting)")
         pos += 1
         if depth == 0:
-            return _Token(text[start:pos], "".join(content).strip()), pos
+            inner = "".join(content)
+            return _Token(text[start:pos], inner.strip(), inner), pos
         content.append(char)
     raise HookSyntaxError("unbalanced braces: '{' without a matching '}'", "{")
 
@@ -253,7 +257,7 @@ def _block_option(spec: hooks_pb2.HookSpec, keyword: str, value: _Token) -> None
         message = f"err, please specify a {{ ... }} block for '{keyword}', not {_show(value.text)}"
         raise HookSyntaxError(message, value.text)
     if keyword != "output":
-        _check_block(keyword, value.block)
+        _check_block(keyword, value.raw if value.block else "")
         setattr(spec, keyword, value.block)
         return
     names = [name.strip() for name in value.block.split(",")]
@@ -264,6 +268,7 @@ def _block_option(spec: hooks_pb2.HookSpec, keyword: str, value: _Token) -> None
 
 def _check_block(keyword: str, text: str) -> None:
     """Compile a condition or script block now, so its errors come at SetHook, not at a hit.
+    ``text`` is the block untrimmed, so positions count from its first character after ``{``.
     (``code`` blocks are HyperDbg's assembly, which no backend runs: they stay text.) The
     compiler is imported with the first block: a hook without one does not load it."""
     from agent.script import ScriptError, compile_condition, compile_script

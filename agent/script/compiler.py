@@ -16,7 +16,7 @@ from agent.errors import CapabilityError
 from agent.model import Capability
 from agent.script import nodes as n
 from agent.script.builtins import compile_builtin
-from agent.script.errors import ScriptError
+from agent.script.errors import ScriptAbort, ScriptError
 from agent.script.exprs import Ev, ExprCompiler, FuncInfo
 from agent.script.names import FUNCTIONS
 from agent.script.parser import parse_condition
@@ -64,9 +64,14 @@ class Program:
         budget: int = STEP_BUDGET,
         memory: GuestMemory | None = None,
     ) -> RunResult:
-        """Run once; raises ``ScriptAbort`` (budget, depth, division by zero)."""
+        """Run once; raises ``ScriptAbort`` (budget, depth, division by zero), carrying the
+        output printed before the abort."""
         m = Machine(regs, pseudo, globals_, budget=budget, memory=memory)
-        value = self.entry(m, [0] * self.nslots)
+        try:
+            value = self.entry(m, [0] * self.nslots)
+        except ScriptAbort as e:
+            e.output = "".join(m.out)
+            raise
         return m.finish(value if self.kind == "condition" else 0)
 
 

@@ -4,7 +4,7 @@
     ├── HookError
     │   └── HookSyntaxError(message, token)
     │       └── ScriptError(message, token, line, col)   refused when compiled (at SetHook)
-    └── ScriptAbort(reason, steps)                         a run stopped (budget, division by zero)
+    └── ScriptAbort(reason, steps, output)                 a run stopped (budget, division by zero)
 
 A :class:`ScriptError` is a ``HookSyntaxError``, so the gRPC interceptor already maps it to
 INVALID_ARGUMENT and the controller to ``InvalidHook``; capability refusals use the agent's
@@ -30,9 +30,11 @@ class ScriptError(HookSyntaxError):
 
 
 class ScriptAbort(AgentError):
-    """A run stopped before its end: ``reason`` says why, ``steps`` how far it got."""
+    """A run stopped before its end: ``reason`` says why, ``steps`` how far it got, ``output``
+    what it printed before (``ioinctl eval`` shows it, as HyperDbg prints as it goes)."""
 
-    def __init__(self, reason: str, steps: int = 0) -> None:
+    def __init__(self, reason: str, steps: int = 0, output: str = "") -> None:
         self.reason = reason
         self.steps = steps
+        self.output = output
         super().__init__(f"script aborted: {reason} (after {steps} steps)")

@@ -134,7 +134,8 @@ class ExprCompiler:
         match v.scope:
             case n.Scope.LOCAL:
                 if name not in self.slots:
-                    raise self.fail(f"unknown variable '{name}' (never assigned)", name, v)
+                    message = f"unknown variable '{name}' (never assigned{_lower_hint(name, '@')})"
+                    raise self.fail(message, name, v)
                 slot = self.slots[name]
                 return lambda m, f: f[slot]
             case n.Scope.GLOBAL:
@@ -149,7 +150,8 @@ class ExprCompiler:
     def register(self, v: n.Var) -> Ev:
         part = REGISTERS.get(v.name)
         if part is None:
-            raise self.fail(f"unknown register '@{v.name}'", "@" + v.name, v)
+            message = f"unknown register '@{v.name}'{_lower_hint(v.name, '@', ' (')}"
+            raise self.fail(message, "@" + v.name, v)
         base, shift, mask = part.base, part.shift, part.mask
         if shift == 0 and part.width == 64:
             return lambda m, f: m.regs.get(base, 0)
@@ -158,7 +160,8 @@ class ExprCompiler:
     def pseudo(self, v: n.Var) -> Ev:
         name = v.name
         if name not in PSEUDO:
-            raise self.fail(f"unknown pseudo-register '${name}'", "$" + name, v)
+            message = f"unknown pseudo-register '${name}'{_lower_hint(name, '$', ' (')}"
+            raise self.fail(message, "$" + name, v)
         if name == "ip":  # the instruction pointer unless given
             return lambda m, f: m.pseudo.get("ip", m.regs.get("rip", 0))
         return lambda m, f: m.pseudo.get(name, 0)
@@ -204,6 +207,16 @@ class ExprCompiler:
             raise self.fail(message, c.name, c)
         args = [self.compile(a) for a in c.args]
         return _user_call(info, args)
+
+
+def _lower_hint(name: str, sigil: str, lead: str = "; ") -> str:
+    """Why ``RAX`` / ``@RAX`` / ``$CONTEXT`` is unknown: names are case-sensitive, as in HyperDbg,
+    and registers and pseudo-registers exist in lower case only."""
+    known = PSEUDO if sigil == "$" else REGISTERS
+    if name == name.lower() or name.lower() not in known:
+        return ""
+    close = ")" if lead == " (" else ""
+    return f"{lead}names are case-sensitive: did you mean {sigil}{name.lower()}?{close}"
 
 
 def _user_call(info: FuncInfo, args: list[Ev]) -> Ev:

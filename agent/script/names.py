@@ -77,6 +77,7 @@ def _registers() -> dict[str, Part]:
         regs[f"{full}l"] = Part(full, 0, 8)
     regs |= {"rip": Part("rip", 0, 64), "eip": Part("rip", 0, 32), "ip": Part("rip", 0, 16)}
     regs |= {"rflags": Part("rflags", 0, 64), "eflags": Part("rflags", 0, 32)}
+    regs["flags"] = Part("rflags", 0, 16)  # HyperDbg lists @rflags @eflags @flags
     for name in ("cs", "ds", "es", "fs", "gs", "ss", "tr", "ldtr"):
         regs[name] = Part(name, 0, 16)
     for name in ("cr0", "cr2", "cr3", "cr4", "cr8", "gdtr", "idtr", "xcr0"):

@@ -16,7 +16,7 @@ from agent.script.errors import ScriptError
 from agent.script.lexer import Kind, Token, tokenize
 from agent.script.names import KEYWORDS, REGISTERS, TYPES
 
-__all__ = ["ExprParser", "parse_condition"]
+__all__ = ["ExprParser", "is_hex_word", "parse_condition"]
 
 _LEVELS: tuple[frozenset[str], ...] = tuple(
     frozenset(ops)
@@ -29,6 +29,11 @@ _BOOLEAN = frozenset({0, 1, 5})  # levels of ||, && and the comparisons
 ASSIGN_OPS = frozenset({"=", "+=", "-=", "*=", "/=", "%=", "<<=", ">>=", "&=", "|=", "^="})
 _HEX = frozenset("0123456789abcdef`")
 MAX_DEPTH = 200  # nesting of expressions and blocks; deeper scripts are refused, not recursed
+
+
+def is_hex_word(name: str) -> bool:
+    """A bare word HyperDbg's scanner makes a number: hex digits (either case) and backticks."""
+    return set(name.lower()) <= _HEX and name.strip("`") != ""
 
 
 def parse_condition(text: str) -> n.Expr:
@@ -173,7 +178,7 @@ class ExprParser:
             self.fail(f"'{tok.text}' is a keyword, not a value", tok)
         if name in REGISTERS:
             return n.Var(n.Scope.REG, name, tok.line, tok.col)
-        if set(name) <= _HEX:  # a bare hex word is a number (HyperDbg issues #552, #656)
+        if is_hex_word(name):  # a bare hex word is a number (HyperDbg issues #552, #656)
             return n.Num(int(name.replace("`", ""), 16), tok.line, tok.col)
         return n.Var(n.Scope.LOCAL, name, tok.line, tok.col)
 

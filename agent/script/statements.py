@@ -6,9 +6,10 @@ declarations and function definitions, assignments (``=``, ``op=``, ``++``, ``--
 from __future__ import annotations
 
 from agent.script import nodes as n
+from agent.script.errors import ScriptError
 from agent.script.lexer import Kind, Token, tokenize
-from agent.script.names import KEYWORDS, TYPES
-from agent.script.parser import ASSIGN_OPS, ExprParser
+from agent.script.names import KEYWORDS, REGISTERS, TYPES
+from agent.script.parser import ASSIGN_OPS, ExprParser, is_hex_word
 
 __all__ = ["StmtParser", "parse_script"]
 
@@ -43,6 +44,8 @@ class StmtParser(ExprParser):
         tok = self.tok
         if self.is_op("{"):
             return self.block("'{'")
+        if tok.kind is Kind.WORD and tok.value not in KEYWORDS | TYPES:
+            self.not_a_keyword(tok)
         if tok.kind is Kind.WORD and tok.value in KEYWORDS:
             return self.keyword(tok)
         if tok.kind is Kind.WORD and tok.value in TYPES:
@@ -50,6 +53,17 @@ class StmtParser(ExprParser):
         stmt = self.simple()
         self.expect(";", " after the statement")
         return stmt
+
+    def not_a_keyword(self, tok: Token) -> None:
+        """``IF (x) { }``, ``INT x``: names are case-sensitive, so a keyword in another case is a
+        name; used as a keyword, it is refused with a hint rather than a confusing error."""
+        folded = str(tok.value).lower()
+        used_as_keyword = self.peek().kind is Kind.WORD or self.peek().text in ("(", "{")
+        if folded in KEYWORDS | TYPES and used_as_keyword:
+            message = (
+                f"'{tok.text}' is not a keyword: keywords and types are lower case ('{folded}')"
+            )
+            raise ScriptError(message, tok.text, tok.line, tok.col)
 
     def keyword(self, tok: Token) -> n.Stmt:
         word = self.next().value
@@ -125,10 +139,7 @@ class StmtParser(ExprParser):
             self.next()
         while self.accept("*"):
             pass
-        name = self.tok
-        if name.kind is not Kind.WORD or name.value in KEYWORDS | TYPES:
-            self.fail("expected a name after the type")
-        self.next()
+        name = self.declared_name("a name after the type")
         if self.is_op("(") and not bare:
             return self.function(start, str(name.value), returns_value=not declared_void)
         var = n.Var(n.Scope.LOCAL, str(name.value), name.line, name.col)
@@ -139,6 +150,21 @@ class StmtParser(ExprParser):
             self.expect(";", " after the declaration")
         return n.Assign(var, "=", value, start.line, start.col)
 
+    def declared_name(self, what: str) -> Token:
+        """The name a declaration, a parameter or a function gets: not a word HyperDbg's scanner
+        makes a number (``abc``) or a register (``al``), where ours would silently read it so."""
+        tok = self.tok
+        if tok.kind is not Kind.WORD or tok.value in KEYWORDS | TYPES:
+            self.fail(f"expected {what}")
+        name = str(tok.value)
+        if is_hex_word(name):
+            message = f"'{name}' is a hex number, not a name: pick another name"
+            raise ScriptError(message, name, tok.line, tok.col)
+        if name in REGISTERS:
+            message = f"'{name}' is a register (@{name}), not a name: pick another name"
+            raise ScriptError(message, name, tok.line, tok.col)
+        return self.next()
+
     def function(self, start: Token, name: str, *, returns_value: bool) -> n.FuncDef:
         self.expect("(")
         params: list[str] = []
@@ -147,10 +173,7 @@ class StmtParser(ExprParser):
                 self.next()
             while self.accept("*"):
                 pass
-            p = self.tok
-            if p.kind is not Kind.WORD or p.value in KEYWORDS | TYPES:
-                self.fail("expected a parameter name")
-            params.append(str(self.next().value))
+            params.append(str(self.declared_name("a parameter name").value))
             if not self.accept(","):
                 break
         self.expect(")", " after the parameters")

@@ -55,6 +55,58 @@ def test_eval_refusals_exit_2_with_the_error_on_stderr(
     assert run.out == ""
 
 
+def test_eval_prints_the_output_before_an_abort(cli: Cli) -> None:
+    run = cli("eval", 'printf("before\\n"); x = 0; y = 1 / x; printf("after\\n");')
+    assert (run.code, run.out) == (2, "before\n")
+    assert run.err.strip() == "ioinctl: script aborted: division by zero (after 3 steps)"
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl"])
+def test_eval_json_of_an_abort_has_the_output_and_the_error(cli: Cli, fmt: str) -> None:
+    run = cli("eval", 'printf("before\\n"); x = 0; y = 1 / x;', "-o", fmt)
+    assert run.code == 2
+    assert "script aborted: division by zero" in run.err
+    assert (len(run.out.splitlines()) == 1) == (fmt == "jsonl")  # json is indented
+    doc = json.loads(run.out)
+    assert (doc["ok"], doc["output"], doc["steps"]) == (False, ["before"], 3)
+    assert doc["error"] == {
+        "kind": "aborted",
+        "message": "script aborted: division by zero (after 3 steps)",
+        "token": "",
+        "line": None,
+        "column": None,
+    }
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl"])
+def test_eval_json_of_a_refused_script_names_the_token(cli: Cli, fmt: str) -> None:
+    run = cli("eval", "x = 1;\n  y = 1 +;", "-o", fmt)
+    assert run.code == 2
+    assert "expected a value, got ';' at line 2, column 10" in run.err
+    doc = json.loads(run.out)
+    assert doc["ok"] is False
+    assert doc["error"] == {
+        "kind": "refused",
+        "message": "expected a value, got ';' at line 2, column 10",
+        "token": ";",
+        "line": 2,
+        "column": 10,
+    }
+
+
+def test_eval_jsonl_is_the_one_result_on_one_line(cli: Cli) -> None:
+    run = cli("eval", "@eax = 1; print(2);", "-o", "jsonl")
+    assert run.code == 0, run.err
+    assert run.out.count("\n") == 1
+    doc = json.loads(run.out)
+    assert (doc["ok"], doc["error"], doc["output"], doc["registers"]) == (
+        True,
+        None,
+        ["2"],
+        {"rax": 1},
+    )
+
+
 def test_explain_shows_the_parsed_script(cli: Cli) -> None:
     hook = "!ioin 3f8 condition { $context == 3f8 && @al != 0 } "
     hook += "script { if (@al == 41) { @al = 42; } }"
@@ -68,7 +120,18 @@ def test_explain_shows_the_parsed_script(cli: Cli) -> None:
 def test_explain_refuses_a_bad_script_naming_the_token(cli: Cli) -> None:
     run = cli("explain", "!ioin 3f8 script { @al = nope; }")
     assert run.code == 2
-    assert "script { }: unknown variable 'nope' (never assigned) at line 1, column 7" in run.err
+    assert "script { }: unknown variable 'nope' (never assigned) at line 1, column 8" in run.err
+
+
+def test_explain_counts_a_blocks_positions_from_its_brace_as_eval_does(cli: Cli) -> None:
+    """Line 1, column 1 is the first character after ``{``: the block is not trimmed first."""
+    run = cli("explain", "!ioin 3f8 script {\n\n\n    x = ;\n}")
+    assert run.code == 2
+    assert "script { }: expected a value, got ';' at line 4, column 9" in run.err
+    same = cli("eval", "\n\n\n    x = ;\n")
+    assert "expected a value, got ';' at line 4, column 9" in same.err
+    run = cli("explain", "!ioin 3f8 condition {   @al == }")
+    assert "condition { }: expected a value, got 'end of script' at line 1, column 11" in run.err
 
 
 def test_eval_is_the_installed_command() -> None:

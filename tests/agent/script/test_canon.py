@@ -11,7 +11,8 @@ from agent.script.lexer import Kind, tokenize
 
 SCRIPTS = [
     "x = 1; y = x + 2 * 3; print(y);",
-    "int f(int a, int b) { return a - b; } void g() { .n = .n + 1; } .n = 0; g(); print(f(5, 3));",
+    "int sub(int x, int y) { return x - y; } void g() { .n = .n + 1; } "
+    ".n = 0; g(); print(sub(5, 3));",
     "for (i = 0; i < 3; i++) { if (i == 1) { continue; } elsif (i == 2) { break; } else { } }",
     "x = 0; do { x++; } while (x < 5); while (x) { x--; }",
     'printf("%d \\"q\\" \\n\\t", -1); s = strlen("a\\\\b"); w = wcslen(L"xy");',
@@ -40,6 +41,15 @@ def test_canonical_scripts_read_back_the_same(source: str) -> None:
     text = canonical(tree)
     assert strip(compile_script(text).tree) == strip(tree)
     assert canonical(compile_script(text).tree) == text
+
+
+def test_a_function_with_parameters_reads_back_and_computes() -> None:
+    """The script above, run: 5 - 3 through named parameters (``a`` and ``b`` would be hex
+    numbers in HyperDbg, and are refused as names)."""
+    program = compile_script(canonical(compile_script(SCRIPTS[1]).tree))
+    globals_: dict[str, int] = {}
+    assert program.run({}, {}, globals_).output == "2\n"
+    assert globals_ == {"n": 1}
 
 
 OPS = st.sampled_from(

@@ -19,12 +19,12 @@ M = (1 << 64) - 1
         ("0n10", 10),
         ("0y101", 5),
         ("0o17", 15),
-        ("0N10", 10),
         ("ffff`ffff", 0xFFFFFFFF),  # backticks separate digits
         ("dc", 0xDC),  # a bare word of hex digits is a number, as in HyperDbg
         ("b0", 0xB0),
-        ("0n 100", 100),  # blanks after a prefix and inside a number, as HyperDbg's scanner
-        ("5 a", 0x5A),
+        ("0n 100", 100),  # blanks after a prefix, as HyperDbg's semantic suite writes it
+        ("FF", 0xFF),  # hex digits in either case, as HyperDbg's scanner
+        ("5 a", 0x5A),  # a hex word after a hex number: the semantic suite's one joined form
     ],
 )
 def test_literals(text: str, expected: int) -> None:
@@ -127,6 +127,10 @@ def test_condition_is_one_expression() -> None:
         ("$context = 1;", "$context", 1, 1),
         ("x = 0y102;", "0y102", 1, 5),
         ("x = 1 # 2;", "#", 1, 7),
+        ("x = 1 2;", "2", 1, 7),  # blanks do not join digits
+        ("x = 0n 1 2;", "2", 1, 10),
+        ("x = 0N10;", "0N10", 1, 5),  # prefixes are lower case
+        ("x = 0X1f;", "0X1f", 1, 5),
     ],
 )
 def test_parse_errors_name_the_token_and_position(

@@ -47,7 +47,7 @@ def test_functions_recursion_and_return() -> None:
 
 
 def test_locals_are_per_function_and_zeroed_each_run() -> None:
-    program = compile_script("int f() { x = 7; return x; } x = x + 1; y = f(); print(x); print(y);")
+    program = compile_script("int g() { x = 7; return x; } x = x + 1; y = g(); print(x); print(y);")
     for _ in range(2):
         r = program.run({}, {}, {})
         assert r.output.splitlines() == ["1", "7"]
@@ -129,7 +129,7 @@ def test_step_budget_aborts_an_endless_loop() -> None:
 
 def test_call_depth_is_bounded() -> None:
     with pytest.raises(ScriptAbort, match="nested deeper than 64"):
-        run("int f(int n) { return f(n + 1); } x = f(0);")
+        run("int g(int n) { return g(n + 1); } x = g(0);")
 
 
 def test_output_is_bounded() -> None:
@@ -147,7 +147,7 @@ def test_output_is_bounded() -> None:
         ("x = $nope;", "unknown pseudo-register '$nope'", "$nope"),
         ("frob(1);", "unknown function 'frob'", "frob"),
         ("print(1, 2);", "function 'print' takes 1 arguments, 2 given", "print"),
-        ("int f(int a) { return a; } x = f();", "function 'f' takes 1 arguments, 0 given", "f"),
+        ("int g(int p) { return p; } x = g();", "function 'g' takes 1 arguments, 0 given", "g"),
         ('printf("%d %d", 1);', "printf format has 2 conversions for 1 arguments", "printf"),
         ('printf("%q", 1);', "unknown printf conversion '%q'", "%q"),
         ("break;", "'break' outside a loop", "break"),
