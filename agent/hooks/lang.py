@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 from agent.errors import HookSyntaxError
 from agent.hooks.render import canonical, spec_to_json
-from agent.hooks.validate import BURST_NEEDS_RATE, check_combinations
+from agent.hooks.validate import BURST_NEEDS_RATE, check_block, check_combinations
 from agent.model import MAX_PORT, check_id
 from agent.wire import hooks_pb2
 
@@ -257,29 +257,13 @@ def _block_option(spec: hooks_pb2.HookSpec, keyword: str, value: _Token) -> None
         message = f"err, please specify a {{ ... }} block for '{keyword}', not {_show(value.text)}"
         raise HookSyntaxError(message, value.text)
     if keyword != "output":
-        _check_block(keyword, value.raw if value.block else "")
+        check_block(keyword, value.raw if value.block else "")
         setattr(spec, keyword, value.block)
         return
     names = [name.strip() for name in value.block.split(",")]
     if not all(names):
         raise HookSyntaxError(f"err, empty name in output {_show(value.text)}", value.text)
     spec.output.extend(names)
-
-
-def _check_block(keyword: str, text: str) -> None:
-    """Compile a condition or script block now, so its errors come at SetHook, not at a hit.
-    ``text`` is the block untrimmed, so positions count from its first character after ``{``.
-    (``code`` blocks are HyperDbg's assembly, which no backend runs: they stay text.) The
-    compiler is imported with the first block: a hook without one does not load it."""
-    from agent.script import ScriptError, compile_condition, compile_script
-
-    compilers = {"condition": compile_condition, "script": compile_script}
-    if keyword not in compilers or not text:
-        return
-    try:
-        compilers[keyword](text)
-    except ScriptError as e:
-        raise HookSyntaxError(f"{keyword} {{ }}: {e.message}", e.token) from None
 
 
 def _check_combinations(spec: hooks_pb2.HookSpec, seen: set[str]) -> None:

@@ -12,12 +12,15 @@ the hook it keeps and the hook it restores.
 
 from __future__ import annotations
 
+import re
+
 from agent.errors import HookSyntaxError
 from agent.model import MAX_PORT, Capability, check_id
 from agent.wire import hooks_pb2
 
 __all__ = [
     "BURST_NEEDS_RATE",
+    "check_block",
     "check_combinations",
     "check_spec",
     "required_capabilities",
@@ -89,3 +92,28 @@ def _script_needs(spec: hooks_pb2.HookSpec) -> list[tuple[Capability, str]]:
     from agent.script.hook import script_needs
 
     return script_needs(spec.condition, spec.script)
+
+
+def check_block(keyword: str, text: str) -> None:
+    """Compile a condition or script block now, so its errors come at SetHook, not at a hit.
+    ``text`` is the block untrimmed, so positions count from its first character after ``{``.
+    (``code`` blocks are HyperDbg's assembly, which no backend runs: they stay text.) The
+    compiler is imported with the first block: a hook without one does not load it."""
+    from agent.script import ScriptError, compile_condition, compile_script
+
+    compilers = {"condition": compile_condition, "script": compile_script}
+    if keyword not in compilers or not text:
+        return
+    try:
+        compilers[keyword](text)
+    except ScriptError as e:
+        message = e.message
+        if _ASM_BYTES.fullmatch(text):  # HyperDbg's older form: machine code run as the condition
+            message = (
+                f"'{text.strip()}' is assembly bytes, which HyperDbg once ran as a {keyword}; "
+                f"ioin-fleet runs HyperDbg's script language there (e.g. condition {{ @al == 90 }})"
+            )
+        raise HookSyntaxError(f"{keyword} {{ }}: {message}", e.token) from None
+
+
+_ASM_BYTES = re.compile(r"\s*([0-9a-fA-F]{2}\s+)+[0-9a-fA-F]{2}\s*")

@@ -245,8 +245,8 @@ ERRORS: list[tuple[str, str, str]] = [  # command, message, token
     # not join digits into one number (HyperDbg's scanner ends a number at a blank)
     (
         "!ioin 0x3f8 code {90 90 90} condition {90 90 90}",
-        "condition { }: two numbers in a row, '90' then '90' (blanks do not join digits) "
-        "at line 1, column 4",
+        "condition { }: '90 90 90' is assembly bytes, which HyperDbg once ran as a condition; "
+        "ioin-fleet runs HyperDbg's script language there (e.g. condition { @al == 90 })",
         "90",
     ),
     ("!ioin script {x}}", "unbalanced braces: '}' without a matching '{'", "}"),
