@@ -9,12 +9,17 @@ script aborting on every hit cannot flood the ``notices`` topic.
 
 Runs that write globals hold a per-hook lock, so ``.n = .n + 1`` from two vCPUs loses nothing
 (HyperDbg leaves that race to its ``interlocked_*`` functions).
+
+``event_enable`` / ``event_disable`` / ``event_clear`` of a run that finished are handed to
+``post`` (the hook table's inbox, :mod:`agent.hooks.requests`): the agent's loop applies them
+after the hit. A hook's number, for those calls and for ``$event_id``, is :func:`event_id`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
@@ -22,12 +27,43 @@ from agent.model import Capability
 from agent.script.compiler import Program, compile_condition, compile_script
 from agent.script.errors import ScriptAbort
 from agent.script.nodes import Block
+from agent.script.purity import calls
 from agent.script.runtime import GuestMemory, RunResult
 from agent.script.vector import Columns, compile_columns, reads
 
-__all__ = ["NOTICE_INTERVAL_S", "HookScript", "script_needs"]
+__all__ = [
+    "HOOK_CALLS",
+    "NOTICE_INTERVAL_S",
+    "HookScript",
+    "Post",
+    "event_id",
+    "hook_calls",
+    "script_needs",
+]
 
 NOTICE_INTERVAL_S = 1.0
+HOOK_CALLS = frozenset({"event_enable", "event_disable", "event_clear"})
+
+Post = Callable[[str, str, int | str], None]  # (the asking hook's id, function name, target)
+
+
+def event_id(hook_id: str) -> int:
+    """A hook's number: the CRC-32 of its id (UTF-8), the same on every agent and restart.
+    HyperDbg numbers events in creation order; ours must survive restarts and re-sets."""
+    return zlib.crc32(hook_id.encode())
+
+
+def hook_calls(condition: str, script: str) -> list[str]:
+    """The calls that change other hooks (``event_clear()``, ...), each as ``kind: name()``
+    (compiles the blocks: ``ScriptError`` if they are wrong)."""
+    hs = HookScript("", condition, script)
+    return [
+        f"{program.kind}: {call.name}()"
+        for program in (hs.condition, hs.script)
+        if program is not None
+        for call in calls(program.tree)
+        if call.name in HOOK_CALLS
+    ]
 
 
 def script_needs(condition: str, script: str) -> list[tuple[Capability, str]]:
@@ -47,8 +83,12 @@ def script_needs(condition: str, script: str) -> list[tuple[Capability, str]]:
 class HookScript:
     """The compiled blocks of one hook (either may be absent), its globals and abort count."""
 
-    def __init__(self, hook_id: str, condition: str = "", script: str = "") -> None:
+    def __init__(
+        self, hook_id: str, condition: str = "", script: str = "", *, post: Post | None = None
+    ) -> None:
         self.hook_id = hook_id
+        self.event_id = event_id(hook_id)
+        self._post = post
         self.condition: Program | None = compile_condition(condition) if condition else None
         self.script: Program | None = compile_script(script) if script else None
         pure = self.condition is not None and self.condition.pure
@@ -98,10 +138,13 @@ class HookScript:
         if self.condition is None:
             return True
         try:
-            return bool(self.condition.run(regs, pseudo, self.globals, memory=memory).value)
+            result = self.condition.run(regs, pseudo, self.globals, memory=memory)
         except ScriptAbort as e:
             self._aborted(e)
             return False
+        if result.events:
+            self._ask(result)
+        return bool(result.value)
 
     def run(
         self,
@@ -134,12 +177,21 @@ class HookScript:
     ) -> RunResult | None:
         before = dict(regs)
         try:
-            return script.run(regs, pseudo, self.globals, memory=memory)
+            result = script.run(regs, pseudo, self.globals, memory=memory)
         except ScriptAbort as e:
             regs.clear()
             regs.update(before)
             self._aborted(e)
             return None
+        if result.events:
+            self._ask(result)
+        return result
+
+    def _ask(self, result: RunResult) -> None:
+        """Hand the run's hook calls to the agent (nowhere without ``post``: eval, tests)."""
+        if self._post is not None:
+            for name, target in result.events:
+                self._post(self.hook_id, name, target)
 
     def _aborted(self, e: ScriptAbort) -> None:
         self.aborts += 1
