@@ -43,6 +43,7 @@ __all__ = [
 
 NOTICE_INTERVAL_S = 1.0
 HOOK_CALLS = frozenset({"event_enable", "event_disable", "event_clear"})
+_DIVISION = ScriptAbort("division by zero")  # the one way a pure condition aborts
 
 Post = Callable[[str, str, int | str], None]  # (the asking hook's id, function name, target)
 
@@ -92,7 +93,7 @@ class HookScript:
         self.condition: Program | None = compile_condition(condition) if condition else None
         self.script: Program | None = compile_script(script) if script else None
         pure = self.condition is not None and self.condition.pure
-        self.columns: Callable[[Columns, int], Any] | None = None
+        self.columns: Callable[[Columns, int], tuple[Any, int]] | None = None
         self.reads: frozenset[str] = frozenset()  # the columns the pure condition reads
         if pure and self.condition is not None and not isinstance(self.condition.tree, Block):
             self.columns = compile_columns(self.condition.tree)
@@ -102,6 +103,9 @@ class HookScript:
         self._unreported = 0
         self._last_reason = ""
         self._next_notice = 0.0
+        self._counting = (
+            threading.Lock()
+        )  # aborts are counted on vCPU threads, reported on the loop
         self._lock = threading.Lock()
         self._locked = bool(self.script and self.script.globals)
 
@@ -124,9 +128,13 @@ class HookScript:
                 program.check(capabilities, backend)
 
     def mask(self, cols: Columns, n: int) -> Any:
-        """The condition over ``n`` events at once (a numpy bool array); needs :attr:`columns`."""
+        """The condition over ``n`` events at once (a numpy bool array); needs :attr:`columns`.
+        Rows that divide by zero are false and counted as aborts, as :meth:`gate` counts them."""
         assert self.columns is not None
-        return self.columns(cols, n)
+        mask, aborted = self.columns(cols, n)
+        if aborted:
+            self._aborted(_DIVISION, aborted)
+        return mask
 
     def gate(
         self,
@@ -193,22 +201,24 @@ class HookScript:
             for name, target in result.events:
                 self._post(self.hook_id, name, target)
 
-    def _aborted(self, e: ScriptAbort) -> None:
-        self.aborts += 1
-        self._unreported += 1
-        self._last_reason = e.reason
+    def _aborted(self, e: ScriptAbort, n: int = 1) -> None:
+        with self._counting:
+            self.aborts += n
+            self._unreported += n
+            self._last_reason = e.reason
 
     def abort_notice(self) -> dict[str, object] | None:
         """Fields of a ``script-abort`` notice if aborts are unreported and one is due."""
         now = time.monotonic()
         if not self._unreported or now < self._next_notice:
             return None
-        fields: dict[str, object] = {
-            "hook_id": self.hook_id,
-            "aborts": self._unreported,
-            "total": self.aborts,
-            "reason": self._last_reason,
-        }
-        self._unreported = 0
+        with self._counting:
+            fields: dict[str, object] = {
+                "hook_id": self.hook_id,
+                "aborts": self._unreported,
+                "total": self.aborts,
+                "reason": self._last_reason,
+            }
+            self._unreported = 0
         self._next_notice = now + NOTICE_INTERVAL_S
         return fields
