@@ -1,13 +1,14 @@
 """Hooks with a ``condition { }`` or ``script { }`` on the sim backend: one hit, its events.
 
 The sim has no registers, so each hit gets simulated ones: ``rax`` holds the value (what an OUT
-writes, what an IN read at the post stage), ``rdx`` the port. The meaning is that of
-:mod:`agent.script.hit` (HyperDbg's ``!ioin`` rules): the condition gates each stage's event
-and actions (it sees the access before ``set``, the script after); a post-stage IN script
-changes the value read; a pre-stage ``event_sc(1)`` skips the access (no post stage; an IN then
-reads what the script left in ``@al``); ``pause()`` pauses the vCPU like ``break``; printf
-output travels in the event. A pure condition alone never comes here: the backend filters that
-hook's blocks (``filter_block``).
+writes, what an IN read at the post stage; 0 before an IN is read, at its pre stage), ``rdx`` the
+port; :func:`agent.script.hit.block_columns` gives a pure condition the same registers. The
+meaning is that of :mod:`agent.script.hit` (HyperDbg's ``!ioin`` rules): the condition gates
+each stage's event and actions (it sees the access before ``set``, the script after); a
+post-stage IN script changes the value read; a pre-stage ``event_sc(1)`` skips the access (no
+post stage; an IN then reads what the script left in ``@al``); ``pause()`` pauses the vCPU like
+``break``; printf output travels in the event. A pure condition alone never comes here: the
+backend filters that hook's blocks (``filter_block``).
 """
 
 from __future__ import annotations
