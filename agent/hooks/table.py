@@ -143,13 +143,9 @@ class HookTable:
         return frozenset(p for (d, p) in idx.by_port if d is direction)
 
     def rules(self) -> tuple[HookRule, ...]:
-        """Enabled rules, newest first."""
-        return tuple(
-            sorted(
-                (e.rule for e in self._entries.values() if e.enabled),
-                key=lambda r: -r.order,
-            )
-        )
+        """Enabled rules, newest first. Safe from any thread."""
+        entries = list(self._entries.values())  # one C-level copy: safe from another thread
+        return tuple(sorted((e.rule for e in entries if e.enabled), key=lambda r: -r.order))
 
     def ids(self) -> list[str]:
         """Every hook's id (no message built: ListHooks pages sort these)."""
