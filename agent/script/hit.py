@@ -26,6 +26,7 @@ import numpy as np
 
 from agent.batch import F_OUT, F_POST, Block
 from agent.script.hook import HookScript
+from agent.script.runtime import CLOCK_HANDLES
 from agent.script.vector import Columns
 
 __all__ = [
@@ -68,14 +69,15 @@ class Verdict:
 
 
 def pseudo_of(hit: Hit) -> dict[str, int]:
+    """The pseudo-registers of ``hit`` (``$event_id`` is the hook's: :class:`HookScript` sets it;
+    ``$time`` / ``$date`` are the handles printf's ``%s`` prints the clock for)."""
     return {
         "context": hit.port,
         "core": hit.vcpu,
         "pid": hit.vm,
         "event_stage": int(hit.post),
-        "time": hit.ts,
         "ip": hit.regs.get("rip", 0),
-    }
+    } | CLOCK_HANDLES
 
 
 def run_hit(hs: HookScript, hit: Hit, memory: Any = None) -> Verdict:
@@ -133,7 +135,6 @@ def block_columns(names: frozenset[str], block: Block) -> Columns:
         "$pid": lambda: block.vm,
         "$core": lambda: block.vcpu,
         "$event_stage": lambda: (flags & u64(F_POST)) != 0,
-        "$time": lambda: block.ts,
         "$ip": lambda: block.rip or np.zeros(len(flags), dtype=u64),
         "rip": lambda: block.rip or np.zeros(len(flags), dtype=u64),
     }

@@ -23,12 +23,14 @@ import zlib
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
+import numpy as np
+
 from agent.model import Capability
 from agent.script.compiler import Program, compile_condition, compile_script
 from agent.script.errors import ScriptAbort
 from agent.script.nodes import Block
 from agent.script.purity import calls
-from agent.script.runtime import GuestMemory, RunResult
+from agent.script.runtime import CLOCK_HANDLES, GuestMemory, RunResult
 from agent.script.vector import Columns, compile_columns, reads
 
 __all__ = [
@@ -98,6 +100,8 @@ class HookScript:
         if pure and self.condition is not None and not isinstance(self.condition.tree, Block):
             self.columns = compile_columns(self.condition.tree)
             self.reads = reads(self.condition.tree)
+        # pseudo-registers that are one number for every hit of this hook
+        self.constants = {"event_id": self.event_id} | CLOCK_HANDLES
         self.globals: dict[str, int] = {}
         self.aborts = 0
         self._unreported = 0
@@ -131,6 +135,9 @@ class HookScript:
         """The condition over ``n`` events at once (a numpy bool array); needs :attr:`columns`.
         Rows that divide by zero are false and counted as aborts, as :meth:`gate` counts them."""
         assert self.columns is not None
+        constant = {f"${k}": v for k, v in self.constants.items() if f"${k}" in self.reads}
+        if constant:
+            cols = dict(cols) | {k: np.full(n, v, dtype=np.uint64) for k, v in constant.items()}
         mask, aborted = self.columns(cols, n)
         if aborted:
             self._aborted(_DIVISION, aborted)
@@ -145,6 +152,7 @@ class HookScript:
         """The condition for one hit (True without one); an abort is counted and is False."""
         if self.condition is None:
             return True
+        pseudo["event_id"] = self.event_id
         try:
             result = self.condition.run(regs, pseudo, self.globals, memory=memory)
         except ScriptAbort as e:
@@ -166,6 +174,7 @@ class HookScript:
         (guest memory it already wrote stays written)."""
         if self.script is None:
             return None
+        pseudo["event_id"] = self.event_id
         if not self._locked:
             return self._run(self.script, regs, pseudo, memory)
         with self._lock:
