@@ -107,9 +107,8 @@ class HookScript:
         self._unreported = 0
         self._last_reason = ""
         self._next_notice = 0.0
-        self._counting = (
-            threading.Lock()
-        )  # aborts are counted on vCPU threads, reported on the loop
+        # aborts are counted on vCPU or reader threads, and reported on the loop
+        self._counting = threading.Lock()
         self._lock = threading.Lock()
         self._locked = bool(self.script and self.script.globals)
 
