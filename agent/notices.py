@@ -37,6 +37,7 @@ class NoticeKind(StrEnum):
     SUPPRESSED = "suppressed"  # events held back by a hook's rate limit (pipeline)
     DROPS = "drops"  # events dropped at a bounded stage (agent)
     SCRIPT_ABORT = "script-abort"  # a hook's script runs aborted (budget, division by zero)
+    SCRIPT_HOOK = "script-hook"  # a script's event_enable / _disable / _clear, and its outcome
     AUDIT = "audit"  # a mutating gRPC call, allowed or refused (agent.audit)
 
 

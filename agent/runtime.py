@@ -4,7 +4,8 @@
 (config file, then state file); leaving closes the backend and flushes the pipeline's partial
 batches to its output (so nothing triggered is lost), then runs the ``closers`` (the spool).
 :meth:`Runtime.run` is the agent as one :class:`asyncio.TaskGroup`: the backend producing into
-the pipeline, the pipeline cutting aged batches, and whatever the caller adds (the publisher, the
+the pipeline, the pipeline cutting aged batches, the hook service applying what scripts ask of
+hooks (``event_disable``, ...), and whatever the caller adds (the publisher, the
 drop notices, the gRPC server). The first task to fail cancels the others; cancelling ``run``
 stops them all. ``ready`` is set once the backend is producing.
 """
@@ -63,5 +64,6 @@ class Runtime:
                 self.backend.run(self.hooks.table, self.pipeline, self.ready.set), name="backend"
             )
             tg.create_task(self.pipeline.run(), name="pipeline")
+            tg.create_task(self.hooks.serve(self.pipeline.notice), name="hook-requests")
             for task in tasks:
                 tg.create_task(task())

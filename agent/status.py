@@ -103,6 +103,7 @@ class AgentStatus:
                 "spool_on_disk": int(o.spool.on_disk),
             }
             | self._calls.as_counters()
+            | self._table.requests.counters()
             | self._backend.counters()
         )
 

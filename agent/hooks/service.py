@@ -8,6 +8,10 @@ then swaps it into the :class:`~agent.hooks.table.HookTable` and tells the backe
 store refuses (a full disk: :class:`~agent.errors.StateFull`) is refused whole, never live but
 unsaved. A command or spec longer than ``max_command`` characters, or nesting braces deeper than
 ``max_nesting``, is refused naming the limit, as is one hook more than the table's ``max_hooks``.
+
+Scripts' ``event_enable`` / ``event_disable`` / ``event_clear`` come in by the same door:
+:meth:`HookService.serve` applies what the table's inbox (:mod:`agent.hooks.requests`) collected
+from the hits, through :meth:`HookService.enable` and :meth:`HookService.remove`.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ from typing import NamedTuple
 
 import structlog
 
-from agent.errors import CapabilityError, HookError, HookSyntaxError
+from agent.errors import AgentError, CapabilityError, HookError, HookSyntaxError
 from agent.hooks.lang import MAX_COMMAND, MAX_NESTING, parse
+from agent.hooks.requests import UNKNOWN, HookRequest
 from agent.hooks.table import HookTable
 from agent.hooks.validate import check_spec, required_capabilities
 from agent.model import Capability
+from agent.notices import Notice
+from agent.script.hook import event_id
 from agent.state import HookStore, StoredHook
 from agent.wire import hooks_pb2
 
@@ -111,6 +118,43 @@ class HookService:
         hook = self.table.set_enabled(hook_id, enabled)
         self._announce("hook-enabled" if enabled else "hook-disabled", hook_id)
         return hook
+
+    async def serve(self, notice: Callable[[Notice], None]) -> None:
+        """Apply scripts' hook requests as they come (a task of the agent), announcing each
+        outcome with ``notice``."""
+        await self.table.requests.serve(self.script_request, notice)
+
+    def script_request(self, request: HookRequest) -> str:
+        """Do what a script asked to the hooks it names; the outcome, in a word or two.
+
+        A string names a hook by id; a number names the hooks whose ``$event_id`` it is. A
+        name that matches no hook is a no-op (``unknown hook``); a change the store refuses is
+        a no-op too (``refused: ...``); a hook already in the asked state is ``unchanged``."""
+        ids = self._targets(request.target)
+        if not ids:
+            return UNKNOWN
+        outcomes = []
+        for hook_id in ids:
+            try:
+                outcomes.append(self._do(request.action, hook_id))
+            except AgentError as exc:
+                outcomes.append(f"refused: {exc}")
+        return outcomes[0] if len(set(outcomes)) == 1 else ", ".join(outcomes)
+
+    def _targets(self, target: int | str) -> list[str]:
+        if isinstance(target, str):
+            return [target] if target in self.table else []
+        return [hook_id for hook_id in self.table.ids() if event_id(hook_id) == target]
+
+    def _do(self, action: str, hook_id: str) -> str:
+        if action == "event_clear":
+            self.remove(hook_id)
+            return "removed"
+        enabled = action == "event_enable"
+        if self.table.get(hook_id).enabled == enabled:
+            return "unchanged"
+        self.enable(hook_id, enabled)
+        return "enabled" if enabled else "disabled"
 
     def close(self) -> None:
         if self._store is not None:

@@ -22,8 +22,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from agent.errors import HookLimitError, HookNotFound
+from agent.hooks.requests import HookRequest, RequestInbox
 from agent.model import SHOWN_ID, Direction, Stage, check_id, printable
-from agent.script.hook import HookScript
+from agent.script.hook import HookScript, Post
 from agent.wire import hooks_pb2
 
 __all__ = ["MAX_HOOKS", "HookRule", "HookTable", "rule_from_spec"]
@@ -55,8 +56,9 @@ class HookRule:
         return (self.pid is None or self.pid == pid) and (self.core is None or self.core == core)
 
 
-def rule_from_spec(spec: hooks_pb2.HookSpec, order: int = 0) -> HookRule:
-    """Build a rule from a validated spec (``ValueError`` on an invalid id or direction)."""
+def rule_from_spec(spec: hooks_pb2.HookSpec, order: int = 0, post: Post | None = None) -> HookRule:
+    """Build a rule from a validated spec (``ValueError`` on an invalid id or direction);
+    ``post`` takes its script's ``event_enable`` / ``event_disable`` / ``event_clear``."""
     check_id("hook id", spec.id)
     if spec.direction not in (hooks_pb2.DIRECTION_IN, hooks_pb2.DIRECTION_OUT):
         raise ValueError(f"hook '{printable(spec.id, SHOWN_ID)}': direction must be IN or OUT")
@@ -74,7 +76,7 @@ def rule_from_spec(spec: hooks_pb2.HookSpec, order: int = 0) -> HookRule:
         burst=spec.burst,
         spec=spec,
         order=order,
-        script=HookScript(spec.id, spec.condition, spec.script)
+        script=HookScript(spec.id, spec.condition, spec.script, post=post)
         if spec.condition or spec.script
         else None,
     )
@@ -120,6 +122,8 @@ class HookTable:
         self._index = _EMPTY
         self._order = 0
         self.version = 0  # bumped on every change; backends compare it to notice changes
+        # scripts' event_enable / event_disable / event_clear, for the hook service to apply
+        self.requests = RequestInbox()
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -139,13 +143,9 @@ class HookTable:
         return frozenset(p for (d, p) in idx.by_port if d is direction)
 
     def rules(self) -> tuple[HookRule, ...]:
-        """Enabled rules, newest first."""
-        return tuple(
-            sorted(
-                (e.rule for e in self._entries.values() if e.enabled),
-                key=lambda r: -r.order,
-            )
-        )
+        """Enabled rules, newest first. Safe from any thread."""
+        entries = list(self._entries.values())  # one C-level copy: safe from another thread
+        return tuple(sorted((e.rule for e in entries if e.enabled), key=lambda r: -r.order))
 
     def ids(self) -> list[str]:
         """Every hook's id (no message built: ListHooks pages sort these)."""
@@ -176,7 +176,7 @@ class HookTable:
         if old is not None and old.rule.spec == spec and old.enabled == enabled:
             return self._to_proto(old), False
         self.check_room(spec.id)
-        rule = rule_from_spec(spec, self._order + 1)
+        rule = rule_from_spec(spec, self._order + 1, self._post)
         self._order += 1
         created_ns = old.created_ns if old else time.time_ns()
         entry = _Entry(rule, enabled, created_ns, old.hits if old else 0)
@@ -199,6 +199,10 @@ class HookTable:
             else:
                 self._reindex(entry.rule, None)
         return self._to_proto(entry)
+
+    def _post(self, by: str, action: str, target: int | str) -> None:
+        """A script's hook call, from whatever thread ran it (never blocks)."""
+        self.requests.post(HookRequest(by, action, target))
 
     def count_hits(self, hook_id: str, n: int = 1) -> None:
         entry = self._entries.get(hook_id)

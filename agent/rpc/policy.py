@@ -5,7 +5,8 @@ any cert    health Check / Watch (a probe: an agent's own pair may ask, for ``io
 viewer      ListHooks, GetStatus, ListVms
 operator    SetHook, RemoveHook, EnableHook, DisableHook of hooks that only observe
 admin       the same for hooks that change the guest (:data:`GUEST_EFFECTS`, and scripts
-            needing :data:`SCRIPT_EFFECTS`), Resume,
+            needing :data:`SCRIPT_EFFECTS`) or other hooks (a script calling
+            ``event_enable`` / ``event_disable`` / ``event_clear``), Resume,
             StartVm, StopVm; and any method this table does not name
 =========== ==========================================================================
 
@@ -14,6 +15,10 @@ may not disable someone's ``break`` hook either). SetHook is judged by the hook 
 the hook it would replace (an operator may not overwrite a ``break`` hook with an observing one
 of the same id). The command is parsed here; one that does not parse needs only operator, and
 the servicer refuses it with INVALID_ARGUMENT naming the token.
+
+A script's ``event_*`` calls act on hooks chosen when it runs (a number can be computed), any
+of which may be an admin's: so the hook carrying the script needs admin, as removing or
+disabling such a hook does.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from agent.hooks.validate import check_spec
 from agent.identity import Role
 from agent.model import Capability
 from agent.rpc.roles import Need, Policy, table_policy
-from agent.script.hook import script_needs
+from agent.script.hook import hook_calls, script_needs
 from agent.wire import agent_pb2, hooks_pb2
 
 __all__ = ["GUEST_EFFECTS", "agent_policy", "guest_effects"]
@@ -66,9 +71,10 @@ def _script_effects(spec: hooks_pb2.HookSpec) -> list[str]:
     Blocks that do not compile name none: the hook service refuses them with the reason."""
     try:
         needs = script_needs(spec.condition, spec.script)
+        changes = hook_calls(spec.condition, spec.script) if needs else []
     except HookError:
         return []
-    return [where for cap, where in needs if cap in SCRIPT_EFFECTS]
+    return [where for cap, where in needs if cap in SCRIPT_EFFECTS] + changes
 
 
 def agent_policy(held: Callable[[str], hooks_pb2.HookSpec | None]) -> Policy:

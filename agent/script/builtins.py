@@ -1,11 +1,14 @@
 """Built-in functions → closures. Arity and string-literal checks happen here, at compile time.
 
 String functions on literals are computed without guest memory; given an address they read the
-guest (capability ``memory``). ``memcpy(&a, &b, n)`` between variables copies the low ``n``
-bytes (at most 8) and needs nothing; any other memory function needs ``memory``.
+guest (capability ``memory``). ``printf``'s ``%s`` of ``$time`` or ``$date`` prints the clock's
+text (HyperDbg's format) and needs no memory. ``memcpy(&a, &b, n)`` between variables copies the
+low ``n`` bytes (at most 8) and needs nothing; any other memory function needs ``memory``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from agent.model import Capability
 from agent.script import nodes as n
@@ -13,7 +16,7 @@ from agent.script.errors import ScriptAbort
 from agent.script.exprs import Ev, ExprCompiler
 from agent.script.fmt import Conversion, FormatError, parse_format, render
 from agent.script.names import FUNCTIONS
-from agent.script.runtime import MASK, Machine
+from agent.script.runtime import CLOCK_HANDLES, MASK, Machine, clock_text
 
 __all__ = ["compile_builtin"]
 
@@ -96,32 +99,44 @@ def _printf(c: n.Call, ec: ExprCompiler) -> Ev:
         message = f"printf format has {len(convs)} conversions for {len(c.args) - 1} arguments"
         raise ec.fail(message, "printf", c)
     values = iter(c.args[1:])
-    parts: list[tuple[Conversion | None, str, Ev | None]] = []
-    for piece in pieces:
-        if isinstance(piece, str):
-            parts.append((None, piece, None))
-            continue
-        arg = next(values)
-        if isinstance(arg, n.Str):
-            parts.append((piece, arg.value, None))
-            continue
-        if piece.conv == "s":
-            ec.need(Capability.MEMORY, "printf('%s' of an address)", arg)
-        parts.append((piece, "", ec.compile(arg)))
+    parts = [
+        (lambda m, f, text=piece: text)
+        if isinstance(piece, str)
+        else _piece(piece, next(values), ec)
+        for piece in pieces
+    ]
 
     def printf(m: Machine, f: list[int]) -> int:
-        out = []
-        for conv, text, ev in parts:
-            if conv is None or ev is None:
-                out.append(text if conv is None else render(conv, text))
-            elif conv.conv == "s":
-                out.append(render(conv, _read_string(m, ev(m, f), "w" in conv.spec)))
-            else:
-                out.append(render(conv, ev(m, f)))
-        m.write("".join(out))
+        m.write("".join([part(m, f) for part in parts]))
         return 0
 
     return printf
+
+
+Part = Callable[[Machine, list[int]], str]
+
+
+def _piece(conv: Conversion, arg: n.Expr, ec: ExprCompiler) -> Part:
+    """One conversion of a printf, as a function of the run giving its text."""
+    if isinstance(arg, n.Str):
+        text = render(conv, arg.value)
+        return lambda m, f: text
+    clock = _clock(arg)
+    if conv.conv == "s" and clock:
+        return lambda m, f: render(conv, clock_text(clock))  # the time or date now, as HyperDbg
+    if conv.conv == "s":
+        ec.need(Capability.MEMORY, "printf('%s' of an address)", arg)
+        address, wide = ec.compile(arg), "w" in conv.spec
+        return lambda m, f: render(conv, _read_string(m, address(m, f), wide))
+    ev = ec.compile(arg)
+    return lambda m, f: render(conv, ev(m, f))
+
+
+def _clock(arg: n.Expr) -> str:
+    """``"time"`` / ``"date"`` for ``$time`` / ``$date``, else ``""``."""
+    if isinstance(arg, n.Var) and arg.scope is n.Scope.PSEUDO and arg.name in CLOCK_HANDLES:
+        return arg.name
+    return ""
 
 
 def _compare(a: bytes, b: bytes) -> int:

@@ -3,10 +3,14 @@ hit whose condition is false never reaches Python.
 
 *Simple* means pure (:func:`agent.script.purity.is_pure`) over ``$context`` (the port) and the 18
 registers of ``struct kvm_regs`` and their parts, with numbers, the arithmetic, comparison and
-logical operators. A program is a list of 64-bit words: an opcode, and for ``CONST`` / ``REG`` /
-jumps one operand word. Semantics are the evaluator's (:mod:`agent.script.exprs`): 64-bit
+logical operators, where every ``/`` and ``%`` divides by a nonzero number: a division by zero
+aborts the condition, and an abort must be counted and announced (``script-abort``), which the C
+loop cannot do; a condition that may divide by zero runs in Python, which counts it.
+
+A program is a list of 64-bit words: an opcode, and for ``CONST`` / ``REG`` / jumps one operand
+word. Semantics are the evaluator's (:mod:`agent.script.exprs`): 64-bit
 wrapping, unsigned ``/ %``, shifts by 64 or more give 0, signed comparisons, short-circuit
-``&& ||``; a zero divisor ends the run with the condition false (an aborted condition).
+``&& ||``. (The C loop still treats a zero divisor as false, a guard it never reaches.)
 :func:`run` is the reference interpreter the C one is tested against.
 """
 
@@ -75,6 +79,8 @@ def _simple(e: n.Expr) -> bool:
             return REGISTERS[name].base in KVM_REGS
         case n.Unary(operand=inner):
             return _simple(inner)
+        case n.Binary(op="/" | "%", right=right) if not (isinstance(right, n.Num) and right.value):
+            return False  # may divide by zero: an abort the C loop could not count
         case n.Binary(left=left, right=right):
             return _simple(left) and _simple(right)
     return isinstance(e, n.Num)

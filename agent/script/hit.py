@@ -11,20 +11,22 @@ A backend describes the access as a :class:`Hit` and gets a :class:`Verdict` bac
   in ``Verdict.regs`` for a backend that has real registers (kvm).
 - printf / print output goes in the event (``Verdict.output``).
 
-:func:`block_columns` gives a block of plain events as the columns a pure condition reads.
+:func:`block_columns` gives a block of plain events as the columns a pure condition reads, with
+the meaning each has on one hit: a condition filters a block exactly as it gates each of its
+events one by one (``filter_block``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from itertools import compress
 from typing import Any
 
 import numpy as np
 
-from agent.batch import F_POST, Block
+from agent.batch import F_OUT, F_POST, Block
 from agent.script.hook import HookScript
+from agent.script.runtime import CLOCK_HANDLES
 from agent.script.vector import Columns
 
 __all__ = [
@@ -67,14 +69,15 @@ class Verdict:
 
 
 def pseudo_of(hit: Hit) -> dict[str, int]:
+    """The pseudo-registers of ``hit`` (``$event_id`` is the hook's: :class:`HookScript` sets it;
+    ``$time`` / ``$date`` are the handles printf's ``%s`` prints the clock for)."""
     return {
         "context": hit.port,
         "core": hit.vcpu,
         "pid": hit.vm,
         "event_stage": int(hit.post),
-        "time": hit.ts,
         "ip": hit.regs.get("rip", 0),
-    }
+    } | CLOCK_HANDLES
 
 
 def run_hit(hs: HookScript, hit: Hit, memory: Any = None) -> Verdict:
@@ -118,16 +121,22 @@ def script_hit(hs: HookScript, hit: Hit, memory: Any = None) -> Verdict:
     return verdict
 
 
-def _block_columns(names: frozenset[str], block: Block) -> Columns:
-    """Only the columns the condition reads. A block with registers (the kvm C loop's) gives
-    them per event; one without (the sim's) has the value as ``rax`` and no other register."""
+def block_columns(names: frozenset[str], block: Block) -> Columns:
+    """The columns ``names`` (what a pure condition reads) of ``block``, meaning on each row
+    what they mean on one hit (:func:`pseudo_of`, :func:`gate_hit`).
+
+    A block with registers (the kvm C loop's) has them per event, ``rip`` among them. One
+    without (the sim's) has the simulated ones: ``rax`` holds an OUT's value and an IN's once
+    read (post), and 0 before the IN (the simulated vCPU's RAX before it); ``rdx`` the port."""
     u64 = np.uint64
+    flags = np.asarray(block.flags, dtype=u64)
     sources: dict[str, Any] = {
         "$context": lambda: block.port,
-        "rax": lambda: block.value,
         "$pid": lambda: block.vm,
         "$core": lambda: block.vcpu,
-        "$event_stage": lambda: [(f & F_POST) != 0 for f in block.flags],
+        "$event_stage": lambda: (flags & u64(F_POST)) != 0,
+        "$ip": lambda: block.rip or np.zeros(len(flags), dtype=u64),
+        "rip": lambda: block.rip or np.zeros(len(flags), dtype=u64),
     }
     width = len(block.reg_names)
     if block.regs and width:
@@ -135,22 +144,11 @@ def _block_columns(names: frozenset[str], block: Block) -> Columns:
         for i, name in enumerate(block.reg_names):
             if name in names:
                 sources[name] = lambda i=i: regs[:, i]
+    else:
+        loaded = (flags & u64(F_OUT | F_POST)) != 0  # the value is in rax: OUT, or IN once read
+        sources["rax"] = lambda: np.where(loaded, np.asarray(block.value, dtype=u64), u64(0))
+        sources["rdx"] = lambda: block.port
     return {k: np.asarray(sources[k](), dtype=u64) for k in names if k in sources}
-
-
-def block_columns(
-    port: list[int], value: list[int], vm: list[int], vcpu: list[int], post: Any
-) -> Columns:
-    """Columns of a block of events for :meth:`HookScript.mask` (``rax`` holds the value)."""
-    u64 = np.uint64
-    cols: Mapping[str, Any] = {
-        "$context": np.array(port, dtype=u64),
-        "rax": np.array(value, dtype=u64),
-        "$pid": np.array(vm, dtype=u64),
-        "$core": np.array(vcpu, dtype=u64),
-        "$event_stage": np.asarray(post, dtype=u64),
-    }
-    return cols
 
 
 def filter_block(hs: HookScript, block: Block) -> Block | None:
@@ -160,7 +158,7 @@ def filter_block(hs: HookScript, block: Block) -> Block | None:
     ``rip`` and ``regs`` must be per event or absent (what the sim and the kvm C loop produce).
     """
     n = len(block.port)
-    mask = hs.mask(_block_columns(hs.reads, block), n)
+    mask = hs.mask(block_columns(hs.reads, block), n)
     if mask.all():
         return block
     keep = mask.tolist()

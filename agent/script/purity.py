@@ -5,10 +5,26 @@ does not load it. :mod:`agent.script.vector` evaluates pure conditions over colu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import fields, is_dataclass
+
 from agent.script import nodes as n
 from agent.script.names import PSEUDO, REGISTERS
 
-__all__ = ["is_pure", "reads"]
+__all__ = ["calls", "is_pure", "reads"]
+
+
+def calls(tree: object) -> Iterator[n.Call]:
+    """Every function call in ``tree`` (a node, or a tuple of them), nested ones included."""
+    if isinstance(tree, tuple):
+        for item in tree:
+            yield from calls(item)
+        return
+    if isinstance(tree, n.Call):
+        yield tree
+    if is_dataclass(tree):
+        for f in fields(tree):
+            yield from calls(getattr(tree, f.name))
 
 
 def is_pure(tree: n.Block | n.Expr) -> bool:

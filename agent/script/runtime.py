@@ -9,6 +9,7 @@ guest, and the caller counts the abort.
 
 from __future__ import annotations
 
+import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import NoReturn, Protocol
@@ -16,6 +17,7 @@ from typing import NoReturn, Protocol
 from agent.script.errors import ScriptAbort
 
 __all__ = [
+    "CLOCK_HANDLES",
     "MASK",
     "MAX_DEPTH",
     "MAX_OUTPUT",
@@ -23,6 +25,7 @@ __all__ = [
     "GuestMemory",
     "Machine",
     "RunResult",
+    "clock_text",
     "signed",
 ]
 
@@ -30,6 +33,21 @@ MASK = (1 << 64) - 1
 STEP_BUDGET = 1_000_000  # HyperDbg's limit per run
 MAX_DEPTH = 64  # nested user-function calls
 MAX_OUTPUT = 4096  # characters of printf output per run
+
+# $time and $date: in HyperDbg, the address of a per-core text buffer ("HH:MM:SS.mmm",
+# "YYYY-MM-DD", ScriptEngineGetTargetCoreTime / ...Date), only meaningful to printf's %s. Here a
+# fixed nonzero number each ("time" and "date" in ASCII), and printf's %s of them prints the text.
+CLOCK_HANDLES = {"time": 0x74696D65, "date": 0x64617465}
+
+
+def clock_text(name: str, ns: int | None = None) -> str:
+    """``$time`` (``HH:MM:SS.mmm``) or ``$date`` (``YYYY-MM-DD``) as HyperDbg prints them, in
+    UTC, at ``ns`` (nanoseconds since the epoch; now by default)."""
+    ns = time.time_ns() if ns is None else ns
+    t = time.gmtime(ns // 1_000_000_000)
+    if name == "date":
+        return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+    return f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ns // 1_000_000 % 1000:03d}"
 
 
 def signed(value: int) -> int:

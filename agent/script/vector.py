@@ -3,8 +3,10 @@
 A condition is *pure* when it only reads registers, pseudo-registers and numbers and uses no
 function (so it has no effect and cannot abort except by dividing by zero). :func:`compile_columns`
 turns it into a function of a column table (``name → uint64 array``, registers by their full name,
-pseudo-registers by ``$name``) returning a boolean mask. Division by a zero element makes that
-element's condition false — the per-event evaluator would abort that one run, which also skips it.
+pseudo-registers by ``$name``) returning a boolean mask and the number of rows whose run aborted.
+Division by a zero element aborts that element's run, as the per-event evaluator does: the row is
+false (an aborted condition skips its event) and is counted, so the caller counts and announces
+the aborts exactly as the per-hit path would (a divisor a short-circuit skips does not count).
 """
 
 from __future__ import annotations
@@ -26,16 +28,19 @@ _U64 = np.uint64
 _SIGN = np.uint64(1 << 63)
 
 
-def compile_columns(tree: n.Block | n.Expr) -> Callable[[Columns, int], Any]:
-    """``fn(columns, length) -> bool array``; ``tree`` must be pure (``ValueError`` if not)."""
+def compile_columns(tree: n.Block | n.Expr) -> Callable[[Columns, int], tuple[Any, int]]:
+    """``fn(columns, length) -> (bool array, aborted rows)``; ``tree`` must be pure
+    (``ValueError`` if not)."""
     if isinstance(tree, n.Block) or not is_pure(tree):
         raise ValueError("only a pure condition has a columnar form")
     ev = _compile(tree)
 
-    def run(cols: Columns, length: int) -> Any:
+    def run(cols: Columns, length: int) -> tuple[Any, int]:
         with np.errstate(all="ignore"):
             value, ok = ev(cols, length)
-        return (value != 0) & ok
+        if ok is True:
+            return value != 0, 0
+        return (value != 0) & ok, length - int(np.count_nonzero(ok))
 
     return run
 

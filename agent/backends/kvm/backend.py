@@ -21,6 +21,8 @@ from agent.config import KvmConfig, VmConfig
 from agent.errors import BackendError, NotFoundError
 from agent.hooks.table import HookTable
 from agent.model import Capability
+from agent.notices import Notice, NoticeKind
+from agent.script.hook import HookScript
 from agent.sink import EventSink
 from agent.wire import agent_pb2
 
@@ -58,6 +60,8 @@ class KvmBackend:
         self._kvm: Kvm | None = None
         self._next_id = 1
         self._table: HookTable | None = None
+        self._scripts: tuple[HookScript, ...] = ()  # the table's scripts, for abort notices
+        self._scripts_version = -1
         self._outlet: Handoff | None = None
         self._closed = False
         self._fast: fast.FastLib | None = None
@@ -102,8 +106,20 @@ class KvmBackend:
             while True:  # an agent with no VM costs a wake-up a second (bench/bench_idle.py)
                 await asyncio.sleep(HOUSEKEEPING_SECONDS if self.machines else IDLE_SECONDS)
                 self._flush_stale()
+                self._announce_aborts(table)
         finally:
             await self._stop_all()
+
+    def _announce_aborts(self, table: HookTable) -> None:
+        """A ``script-abort`` notice per hook whose runs aborted on a vCPU thread (budget,
+        division by zero, unmapped memory): at most one a second per hook (``abort_notice``)."""
+        if self._scripts_version != table.version:
+            self._scripts = tuple(r.script for r in table.rules() if r.script is not None)
+            self._scripts_version = table.version
+        for hs in self._scripts:
+            fields = hs.abort_notice()
+            if fields is not None and self._outlet is not None:
+                self._outlet.notice(Notice(NoticeKind.SCRIPT_ABORT, fields))
 
     def _flush_stale(self) -> None:
         now = time.monotonic()

@@ -9,14 +9,14 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Self
 
-from agent.backends.sim.generator import Access, AccessGenerator
-from agent.backends.sim.scripted import scripted_hit
+from agent.backends.sim.generator import Access, AccessGenerator, tick_of
+from agent.backends.sim.scripted import acting_hit, is_plain, scripted_hit
 from agent.columns import F_OUT, Block
 from agent.config import SimConfig
 from agent.errors import CapabilityError, NotFoundError
 from agent.events import Event
 from agent.hooks.table import HookRule, HookTable
-from agent.model import Capability, Direction, Stage
+from agent.model import Capability, Direction
 from agent.notices import Notice, NoticeKind
 from agent.script.hit import filter_block
 from agent.script.hook import HookScript
@@ -25,34 +25,15 @@ from agent.wire import agent_pb2
 
 __all__ = ["SimBackend"]
 
-TICK_S = 0.01  # generation granularity: rate * 10 ms accesses per tick (at rates >= 1,600/s)
-IDLE_TICK_S = 1.0  # the longest tick: at low rates (and rate 0) an idle agent sleeps this long
-LOW_RATE_ACCESSES = 16  # accesses per tick below 1,600/s (the tick grows instead of shrinking n)
 CHUNK = 2048  # accesses generated between two yields to the event loop
 CACHE_MAX = 1 << 16  # (flags, port, vm, core) -> rules entries kept between table changes
+# A step with scripted hooks runs in a worker thread and stops taking accesses after this long
+# (the rest of its accesses are shed, counted): a script slows its simulated guest, as a slow
+# script slows a kvm vCPU, and never the agent's loop (one run may take 1,000,000 steps).
+SCRIPT_SLICE_S = 0.1
 IN, OUT = Direction.IN, Direction.OUT
 SIZE_1 = 1 << 1  # EventColumns.flags: size 1 (bits 1-3), pre stage, no other bit
 FLAGS_IN, FLAGS_OUT = SIZE_1, SIZE_1 | F_OUT
-
-
-def _tick(rate: float) -> float:
-    """10 ms ticks from 1,600 accesses/s up; below, ticks of about 16 accesses, up to a second:
-    a quiet simulated guest costs a wake-up a second, not a hundred (bench/bench_idle.py)."""
-    if rate <= 0:
-        return IDLE_TICK_S
-    return min(max(TICK_S, LOW_RATE_ACCESSES / rate), IDLE_TICK_S)
-
-
-def _is_plain(rule: HookRule) -> bool:
-    """A hook that only logs, before emulation: no value, skip, break or post stage, and no
-    script (a pure condition alone filters the hook's blocks with numpy)."""
-    return (
-        rule.stage is Stage.PRE
-        and rule.set_value is None
-        and not rule.short_circuit
-        and not rule.break_
-        and (rule.script is None or rule.script.columnar)
-    )
 
 
 Key = tuple[int, int, int, int]  # (EventColumns flags, port, vm, core)
@@ -71,7 +52,6 @@ class SimBackend:
         self._break_timeout = break_timeout
         self._paused: dict[str, tuple[int, int, float]] = {}  # break id -> (vm, core, deadline)
         self._break_ids = itertools.count(1)
-        self._sink: EventSink | None = None
         self.accesses = 0
         self.resumed = 0
         self._names = [f"sim-{i}" for i in range(config.vms + 1)]
@@ -82,6 +62,9 @@ class SimBackend:
         self._plain_version = -1
         self._rows: dict[str, list[Row]] = {}  # plain hook id -> this step's rows
         self._scripts: dict[str, HookScript] = {}  # hook id -> its compiled condition / script
+        self._scripted = False  # an acting hook runs a script: steps go to a worker thread
+        self._notices: list[Notice] = []  # held by a step, delivered on the loop after it
+        self.shed = 0  # accesses a step did not take: its scripts used up SCRIPT_SLICE_S
 
     async def __aenter__(self) -> Self:
         return self
@@ -96,23 +79,24 @@ class SimBackend:
 
     async def run(self, table: HookTable, sink: EventSink, ready: Callable[[], None]) -> None:
         """Generate at ``rate``; plain hits go to ``sink`` as blocks, others as events."""
-        self._sink = sink
         ready()
         carry = 0.0
-        tick = _tick(self._config.rate)
+        tick = tick_of(self._config.rate)
         next_tick = time.monotonic()
         while True:
             carry += self._config.rate * tick
             n, carry = int(carry), carry - int(carry)
             self._expire_breaks()
             for chunk in range(0, n, CHUNK):  # share the loop with the pipeline and publisher
-                blocks, events = self._step(table, min(CHUNK, n - chunk))
+                blocks, events = await self._stepped(table, min(CHUNK, n - chunk))
                 if blocks:
                     sink.blocks(blocks)
                 if events:
                     sink.events(events)
+                self._deliver(sink)
                 if n > CHUNK:
                     await asyncio.sleep(0)
+            self._deliver(sink)
             self.accesses += n
             next_tick += tick
             delay = next_tick - time.monotonic()
@@ -120,11 +104,32 @@ class SimBackend:
                 next_tick = time.monotonic()
             await asyncio.sleep(max(delay, 0.0))
 
-    def _step(self, table: HookTable, n: int) -> tuple[list[Block], list[Event]]:
+    async def _stepped(self, table: HookTable, n: int) -> tuple[list[Block], list[Event]]:
+        """A step: on the loop (the hot path), or with scripted hooks in a worker thread, so
+        no script can hold the loop (gRPC, the publisher) for more than a thread switch."""
+        if self._cache_version != table.version or len(self._cache) > CACHE_MAX:
+            self._refresh(table)
+        if not self._scripted:
+            return self._step(table, n)
+        deadline = time.monotonic() + SCRIPT_SLICE_S
+        return await asyncio.to_thread(self._step, table, n, deadline)
+
+    def _deliver(self, sink: EventSink) -> None:
+        """The notices steps held (breaks, script aborts), on the loop."""
+        self._announce_aborts()
+        notices, self._notices = self._notices, []
+        for notice in notices:
+            sink.notice(notice)
+
+    def _step(
+        self, table: HookTable, n: int, deadline: float | None = None
+    ) -> tuple[list[Block], list[Event]]:
         """Generate ``n`` accesses; the blocks and events they trigger (the hot path).
 
         A plain hit costs one row appended to its hook's list; blocks are built per step, so
         within a step each plain hook's events are numbered together, ahead of the events.
+        Past ``deadline`` (monotonic), checked after each hit of an acting hook, the step
+        takes no more accesses (they are shed, counted in ``shed``).
         """
         ports, words = self._gen.columns(n)
         if self._cache_version != table.version or len(self._cache) > CACHE_MAX:
@@ -134,7 +139,7 @@ class SimBackend:
         paused = {(vm, core) for vm, core, _ in self._paused.values()}
         now = time.time_ns()
         events: list[Event] = []
-        for port, w in zip(ports, words, strict=True):
+        for i, (port, w) in enumerate(zip(ports, words, strict=True)):
             f = FLAGS_OUT if (w >> 40) & 0xFFFF < out_below else FLAGS_IN
             vm = 1 + ((w >> 24) & 0xFFFF) % vms
             core = ((w >> 8) & 0xFFFF) % cores
@@ -152,15 +157,18 @@ class SimBackend:
             for rule in acting:
                 if self._fire(rule, gen.access(port, w), now, events):
                     paused.add((vm, core))
-        self._announce_aborts()
+            if deadline is not None and acting and time.monotonic() > deadline:
+                self.shed += n - i - 1
+                break
         return self._blocks(now), events
 
     def _refresh(self, table: HookTable) -> None:
         self._cache.clear()
         self._cache_version = table.version
         if self._plain_version != table.version:
-            self._plain = {r.id for r in table.rules() if _is_plain(r)}
+            self._plain = {r.id for r in table.rules() if is_plain(r)}
             self._scripts = {r.id: r.script for r in table.rules() if r.script is not None}
+            self._scripted = any(i not in self._plain for i in self._scripts)
             self._plain_version = table.version
         self._rows = {hook_id: [] for hook_id in self._plain}
 
@@ -208,33 +216,12 @@ class SimBackend:
         """Append the events of one hit of an acting hook to ``out``; True if it paused."""
         if rule.script is not None:
             events, pause = scripted_hit(rule, rule.script, a, now)
-            if pause and events:
-                events[-1].break_id = self._pause(rule, a)
-            out.extend(events)
-            return pause and bool(events)
-        stages = (Stage.PRE, Stage.POST) if rule.stage is Stage.ALL else (rule.stage,)
-        if rule.short_circuit:
-            stages = (Stage.PRE,)  # no post event for a skipped instruction (HyperDbg)
-        for stage in stages:
-            ev = Event(
-                rule.id,
-                now,
-                a.dir,
-                a.port,
-                value=a.value,
-                vm=a.vm,
-                vm_name=f"sim-{a.vm}",
-                vcpu=a.core,
-                cpu=a.core,
-                stage=stage,
-            )
-            if rule.set_value is not None and (stage is Stage.POST) == (a.dir is Direction.IN):
-                ev.value_set = ev.value = rule.set_value & 0xFF
-            ev.skipped = rule.short_circuit
-            if rule.break_ and stage is stages[-1]:
-                ev.break_id = self._pause(rule, a)
-            out.append(ev)
-        return rule.break_
+        else:
+            events, pause = acting_hit(rule, a, now)
+        if pause and events:
+            events[-1].break_id = self._pause(rule, a)
+        out.extend(events)
+        return pause and bool(events)
 
     def _announce_aborts(self) -> None:
         """A ``script-abort`` notice per hook whose runs aborted (at most one a second)."""
@@ -268,14 +255,18 @@ class SimBackend:
                 self._notice(NoticeKind.BREAK_TIMEOUT, fields)
 
     def _notice(self, kind: NoticeKind, fields: dict[str, object]) -> None:
-        if self._sink is not None:
-            self._sink.notice(Notice(kind, fields))
+        """Held until the step is over (a step may run in a worker thread)."""
+        self._notices.append(Notice(kind, fields))
 
     def hooks_changed(self) -> None:
         """Nothing to rebuild: every access is matched against the live table."""
 
     def counters(self) -> dict[str, int]:
-        return {"sim_accesses": self.accesses, "paused_vcpus": len(self._paused)}
+        return {
+            "sim_accesses": self.accesses,
+            "sim_accesses_shed": self.shed,
+            "paused_vcpus": len(self._paused),
+        }
 
     async def resume(self, break_id: str, value: int | None) -> bool:
         if self._paused.pop(break_id, None) is None:

@@ -10,7 +10,19 @@ from dataclasses import dataclass
 from agent.config import SimConfig
 from agent.model import Direction
 
-__all__ = ["Access", "AccessGenerator"]
+__all__ = ["Access", "AccessGenerator", "tick_of"]
+
+TICK_S = 0.01  # generation granularity: rate * 10 ms accesses per tick (at rates >= 1,600/s)
+IDLE_TICK_S = 1.0  # the longest tick: at low rates (and rate 0) an idle agent sleeps this long
+LOW_RATE_ACCESSES = 16  # accesses per tick below 1,600/s (the tick grows instead of shrinking n)
+
+
+def tick_of(rate: float) -> float:
+    """10 ms ticks from 1,600 accesses/s up; below, ticks of about 16 accesses, up to a second:
+    a quiet simulated guest costs a wake-up a second, not a hundred (bench/bench_idle.py)."""
+    if rate <= 0:
+        return IDLE_TICK_S
+    return min(max(TICK_S, LOW_RATE_ACCESSES / rate), IDLE_TICK_S)
 
 
 @dataclass(frozen=True, slots=True)

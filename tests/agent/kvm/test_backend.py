@@ -16,9 +16,10 @@ from agent.columns import Block
 from agent.config import AgentConfig, KvmConfig, VmConfig
 from agent.errors import NotFoundError
 from agent.events import Event
+from agent.hooks import lang
 from agent.hooks.table import HookTable
 from agent.model import Capability, Direction, Stage
-from agent.notices import Notice
+from agent.notices import Notice, NoticeKind
 from agent.wire import agent_pb2
 from tests.agent.kvm.conftest import spec
 
@@ -128,3 +129,24 @@ async def test_start_stop_vm_rpcs_and_resume(guests: dict[str, Guest], tmp_path:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_script_aborts_on_vcpu_threads_are_announced(guests: dict[str, Guest]) -> None:
+    """Division by zero in a script and in a condition (which the C loop must not swallow)."""
+    table = HookTable()
+    table.set(lang.parse("!ioin 3fd script { x = 1 / ($context - 3fd); }", hook_id="zs"))
+    table.set(lang.parse("!ioin 3fd condition { @al / (@al - @al) == 0 }", hook_id="zc"))
+    agent = Agent()
+    async with KvmBackend(KvmConfig(vms=(vm(guests["serial"], "ser"),))) as backend:
+        task = asyncio.create_task(backend.run(table, agent.sink, agent.ready.set))
+        await asyncio.wait_for(agent.ready.wait(), 10)
+
+        def announced() -> set[object]:
+            return {f["hook_id"] for k, f in agent.notices if k == NoticeKind.SCRIPT_ABORT}
+
+        await agent.until(lambda: announced() == {"zs", "zc"})
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    reasons = {f["reason"] for k, f in agent.notices if k == NoticeKind.SCRIPT_ABORT}
+    assert reasons == {"division by zero"}
+    assert all(r.script is not None and r.script.aborts > 0 for r in table.rules())

@@ -4,13 +4,17 @@ write to another register reaches the vCPU, guest memory through the page tables
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
 
 from agent.backends.kvm.guests.build import Guest
 from agent.hooks import lang
+from agent.hooks.service import HookService
 from agent.hooks.table import HookTable
+from agent.model import Capability
+from agent.notices import Notice
 from tests.agent.kvm.conftest import Collector, MakeVm, wait_state
 
 # every test on both loops: a hook with a script always takes the Python hook path
@@ -155,3 +159,29 @@ def test_a_string_across_a_page_boundary_is_read_whole(
     run_guest(f'!ioin e8 script {{ {writes}printf("%s|%x", {at:#x}, dw({at + 1:#x})); }}')
     (ev,) = collector.all_events()
     assert ev.output == "ioin|696f"  # and a word that straddles the boundary: 'o', 'i'
+
+
+def test_event_disable_from_a_vcpu_thread_reaches_the_hook_service(
+    make_vm: MakeVm, asm: Callable[[str, str], Guest]
+) -> None:
+    table = HookTable()
+    table.set(lang.parse('!ioin e8 script { event_disable("t"); }', hook_id="s"))
+    table.set(lang.parse("!ioout ea", hook_id="t"))
+    service = HookService(
+        table, None, capabilities=frozenset(Capability), backend_name="kvm", changed=lambda: None
+    )
+    vm = make_vm(asm(GUEST, "disables"), table=table, start=False)
+    vm.bus.register(0xE8, 3, Device())
+    vm.start()
+    assert wait_state(vm, "halted")
+    notices: list[Notice] = []
+
+    async def serve() -> None:
+        task = asyncio.create_task(service.serve(notices.append))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(serve())
+    assert not table.get("t").enabled
+    assert [(f["target"], f["result"]) for _, f in notices] == [("t", "disabled")]

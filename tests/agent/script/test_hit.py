@@ -62,9 +62,12 @@ def test_output_pause_and_pseudo_registers() -> None:
 
 
 def test_block_columns_feed_the_mask() -> None:
-    hs = HookScript("h", condition="$context == 3f8 && @al != 0 && $core == 1")
-    cols = block_columns([0x3F8, 0x3F8, 0x70], [1, 0, 1], [1, 1, 1], [1, 1, 1], [0, 0, 0])
-    assert hs.mask(cols, 3).tolist() == [True, False, False]
+    from agent.batch import F_OUT, Block
+
+    hs = HookScript("h", condition="$context == 3f8 && @al != 0 && $core == 1 && @dx == 3f8")
+    block = Block("h", [1, 2, 3], [0x3F8, 0x3F8, 0x70], [1, 0, 1], [1, 1, 1], ["a"] * 3,
+                  [1, 1, 1], [1, 1, 1], [1, 1, 1], [2 | F_OUT] * 3)  # fmt: skip
+    assert hs.mask(block_columns(hs.reads, block), 3).tolist() == [True, False, False]
 
 
 def test_filter_block_keeps_the_accepted_events_in_every_column() -> None:

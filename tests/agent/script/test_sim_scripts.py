@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from agent.backends.sim.backend import SimBackend
 from agent.backends.testing import ListSink
 from agent.config import SimConfig
@@ -25,11 +27,37 @@ def step(*commands: str, n: int = 4000) -> list[Event]:
 
 
 def test_a_pure_condition_filters_the_fast_path_blocks() -> None:
-    everything = step("!ioin")
-    only = step("!ioin condition { $context == 3f8 && @al != 0 }")
+    everything = step("!ioout")
+    only = step("!ioout condition { $context == 3f8 && @al != 0 }")
     want = [(e.port, e.value, e.vm, e.vcpu) for e in everything if e.port == 0x3F8 and e.value]
     assert [(e.port, e.value, e.vm, e.vcpu) for e in only] == want
     assert want  # the seed gives some of each
+
+
+@pytest.mark.parametrize(
+    "condition",
+    ["@al == 0", "@al != 0", "@rax > 40", "$time != 0", "@dx == 3f8", "$ip == 0", "$core == 1"],
+)
+@pytest.mark.parametrize("hook", ["!ioin", "!ioout"])
+def test_a_condition_means_the_same_with_and_without_a_script(hook: str, condition: str) -> None:
+    """The numpy path (a pure condition alone) and the per-hit path (the same condition with a
+    script) accept the same accesses: @rax is 0 before a simulated IN is read, the value of an
+    OUT; @rdx is the port; every pseudo-register has a column."""
+    columnar = step(f"{hook} condition {{ {condition} }}")
+    per_hit = step(f"{hook} condition {{ {condition} }} script {{ x = 1; }}")
+    assert [(e.dir, e.port, e.value, e.vm, e.vcpu) for e in columnar] == [
+        (e.dir, e.port, e.value, e.vm, e.vcpu) for e in per_hit
+    ]
+
+
+def test_before_a_simulated_in_is_read_rax_is_zero() -> None:
+    """HyperDbg's pre stage runs before the IN: RAX holds what it held before, which on the sim
+    is 0 (its vCPUs have no other registers); at the post stage it holds the value read."""
+    everything = step("!ioin")
+    assert len(step("!ioin condition { @rax == 0 }")) == len(everything)
+    assert step("!ioin condition { @al != 0 }") == []
+    post = step("!ioin stage post condition { @al != 0 }")
+    assert [e.value for e in post] == [e.value for e in everything if e.value]
 
 
 def test_a_condition_gates_the_hooks_actions() -> None:

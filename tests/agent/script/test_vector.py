@@ -26,13 +26,14 @@ ROWS = st.lists(st.tuples(U64 | st.sampled_from([0, 1, 2, 0x3F8, 0x41]), st.inte
                           st.sampled_from([0x3F8, 0x70, 0])), min_size=1, max_size=40)  # fmt: skip
 
 
-def scalar(source: str, rax: int, core: int, port: int) -> bool:
+def scalar(source: str, rax: int, core: int, port: int) -> bool | None:
+    """The per-event evaluator's answer; None where the run aborts."""
     try:
         return bool(
             compile_condition(source).run({"rax": rax}, {"core": core, "context": port}, {}).value
         )
     except ScriptAbort:
-        return False  # an aborted condition skips the event
+        return None
 
 
 @pytest.mark.parametrize("source", CONDITIONS)
@@ -46,13 +47,16 @@ def test_columns_match_the_scalar_evaluator(source: str, rows: list[tuple[int, i
         "$core": np.array([r[1] for r in rows], dtype=np.uint64),
         "$context": np.array([r[2] for r in rows], dtype=np.uint64),
     }
-    mask = compile_columns(program.tree)(cols, len(rows))
-    assert mask.tolist() == [scalar(source, *r) for r in rows]
+    mask, aborted = compile_columns(program.tree)(cols, len(rows))
+    want = [scalar(source, *r) for r in rows]
+    assert mask.tolist() == [bool(w) for w in want]  # an aborted condition skips the event
+    assert aborted == want.count(None)  # and counts as an abort, as it does per event
 
 
 def test_missing_columns_read_zero() -> None:
     fn = compile_columns(compile_condition("@rbx == 0 && $pid == 0").tree)
-    assert fn({}, 3).tolist() == [True, True, True]
+    mask, aborted = fn({}, 3)
+    assert (mask.tolist(), aborted) == ([True, True, True], 0)
 
 
 @pytest.mark.parametrize("source", ["print(1)", ".g == 1", "x == 1", 'strlen("a") == 1'])
