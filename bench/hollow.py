@@ -32,6 +32,7 @@ import grpc
 from agent.build import build_agent
 from agent.config import AgentConfig, GrpcConfig
 from agent.core import Agent
+from agent.logs import setup_logging
 from agent.rpc.server import create_server
 
 __all__ = ["hollow_agent", "main"]
@@ -70,6 +71,7 @@ async def serve(spec: dict[str, Any], ready_fd: int) -> None:
 
 
 def main() -> None:
+    setup_logging("info")  # as ioind logs: one JSON line per event on stdout
     spec = json.loads(Path(sys.argv[1]).read_text())
     asyncio.run(serve(spec, int(sys.argv[2])))
 

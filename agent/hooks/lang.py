@@ -36,6 +36,7 @@ written differently (``!ioin 0x3f8 core 1`` / ``!IOIN 3F8 CORE 0n1``) has the sa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterator
@@ -159,7 +160,25 @@ def parse(
     max_length: int = MAX_COMMAND,
     max_nesting: int = MAX_NESTING,
 ) -> hooks_pb2.HookSpec:
-    """Parse one ``!ioin`` / ``!ioout`` command; raises only :class:`HookSyntaxError`."""
+    """Parse one ``!ioin`` / ``!ioout`` command; raises only :class:`HookSyntaxError`.
+
+    A SetHook is parsed twice, by the role check (what does this hook do to the guest?) and by
+    the hook service, and a fleet sends the same commands again and again: the result is kept
+    (serialized, so no caller shares a message; bounded: 512 commands of at most 4 KiB, least
+    recently used first out)."""
+    if len(command) > 4096:
+        return _parse(command, hook_id, max_length, max_nesting)
+    return hooks_pb2.HookSpec.FromString(_parsed(command, hook_id, max_length, max_nesting))
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed(command: str, hook_id: str | None, max_length: int, max_nesting: int) -> bytes:
+    return _parse(command, hook_id, max_length, max_nesting).SerializeToString()
+
+
+def _parse(
+    command: str, hook_id: str | None, max_length: int, max_nesting: int
+) -> hooks_pb2.HookSpec:
     text = command.strip()
     if len(text) > max_length:
         raise HookSyntaxError(
