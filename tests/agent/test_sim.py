@@ -4,6 +4,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 
 from agent.backends.sim.backend import SimBackend
 from agent.backends.sim.generator import AccessGenerator
@@ -11,6 +12,7 @@ from agent.backends.testing import ListSink
 from agent.columns import Block
 from agent.config import SimConfig
 from agent.events import JSON_KEYS, Event
+from agent.hooks import lang
 from agent.hooks.table import HookTable
 from agent.model import Direction, Stage
 from agent.pipeline import Pipeline
@@ -183,3 +185,36 @@ async def test_a_sink_that_is_not_a_pipeline_gets_plain_hits_as_events() -> None
     events = await run_sim(table)
     assert events
     assert {(e.hook_id, e.dir, e.port, e.seq) for e in events} == {("in", Direction.IN, 0x70, 0)}
+
+
+class _Signalling(ListSink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.got = asyncio.Event()
+
+    def events(self, events: list[Event]) -> None:
+        super().events(events)
+        self.got.set()
+
+
+async def test_while_no_hook_can_match_the_loop_sleeps_and_wakes_for_a_hook() -> None:
+    """Hooks on ports the simulated guests never touch: the loop waits (for a hook change, or
+    a second) instead of waking every 10 ms, counting the accesses the guests made meanwhile;
+    a hook that can match wakes it at once."""
+    cfg = SimConfig(rate=100_000, ports={0x3F8: 1.0}, out_fraction=0.0, seed=5)
+    table = HookTable()
+    table.set(lang.parse("!ioin 0xe9"))  # never touched
+    sink, backend = _Signalling(), SimBackend(cfg)
+    async with backend:
+        task = asyncio.create_task(backend.run(table, sink, lambda: None))
+        await asyncio.sleep(0.3)
+        assert (backend.accesses, sink.received) == (0, [])  # asleep: nothing drawn or built
+        table.set(lang.parse("!ioin 0x3f8", hook_id="uart"))
+        woken = time.monotonic()
+        backend.hooks_changed()  # as the hook service does: the loop wakes at once
+        await asyncio.wait_for(sink.got.wait(), 1.0)
+        assert time.monotonic() - woken < 0.2
+        assert backend.accesses >= 20_000  # the ~0.3 s asleep were counted at the rate
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert {(e.hook_id, e.port) for e in sink.received} == {("uart", 0x3F8)}
