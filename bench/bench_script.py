@@ -4,7 +4,9 @@ Measured in one run, on this machine, with the sim generating as fast as it can 
 the hot path that matches accesses against the table and builds the blocks of plain events):
 - the flood with ``!ioin`` (every IN port hooked), no condition: the baseline;
 - the same flood with ``condition { $context == 3f8 && @al != 0 }``, evaluated over each block
-  with numpy. Target (issue 13): >= 0.8 of the baseline;
+  with numpy. Target (issue 13): >= 0.8 of the baseline. Before a simulated IN is read (the pre
+  stage) ``@al`` is 0, so this one passes nothing; ``$context == 3f8 && $core != 0``, the same
+  shape, passes some accesses, so the events are built too;
 - the same condition evaluated once per event in Python (what the columnar path avoids), for
   comparison.
 The bench counts accesses generated per second (not events): the condition drops most events,
@@ -45,7 +47,8 @@ from bench.bench_trace import LOOP_PORT, CountingSink, Guest, build_guest, missi
 from bench.common import Row, emit
 
 BENCH = "script"
-CONDITION = "$context == 3f8 && @al != 0"
+CONDITION = "$context == 3f8 && @al != 0"  # the issue's; false before an IN is read (pre stage)
+PASSING = "$context == 3f8 && $core != 0"  # the same shape, true for some: events are built too
 STEP = 4096
 SECONDS = 2.0
 ROUNDS = 3
@@ -177,34 +180,39 @@ async def trace_rows() -> list[Row]:
 
 
 def main() -> None:
-    # interleaved rounds, best of each: other work on the machine hits both cases alike
-    base = cond = 0.0
-    base_events = cond_events = 0
+    # interleaved rounds, best of each: other work on the machine hits every case alike
+    best: dict[str, tuple[float, int]] = {}
     for _ in range(ROUNDS):
-        rate, events = flood("!ioin")
-        if rate > base:
-            base, base_events = rate, events
-        rate, events = flood(f"!ioin condition {{ {CONDITION} }}")
-        if rate > cond:
-            cond, cond_events = rate, events
+        for case in (
+            "!ioin",
+            f"!ioin condition {{ {CONDITION} }}",
+            f"!ioin condition {{ {PASSING} }}",
+        ):
+            rate, events = flood(case)
+            if rate > best.get(case, (0.0, 0))[0]:
+                best[case] = (rate, events)
+    (base, base_events), *conds = best.values()
     scalar = per_event_python()
-    ratio = cond / base
-    passed = (cond_events / cond) / (base_events / base) if base_events and cond else None
-    rows = [
-        Row(BENCH, "sim flood, !ioin, no condition", base, "accesses/s", 1.0, "itself"),
-        Row(
-            BENCH,
-            f"sim flood, condition {{ {CONDITION} }} (numpy, per block)",
-            cond,
-            "accesses/s",
-            ratio,
-            "no condition",
-            ">= 0.8",
-            ratio >= 0.8,
-        ),
-        Row(BENCH, "events per access, condition / none", cond_events, "events", passed, "none"),
-        Row(BENCH, "the condition per event in Python", scalar, "evals/s", scalar / base, "flood"),
-    ]
+    rows = [Row(BENCH, "sim flood, !ioin, no condition", base, "accesses/s", 1.0, "itself")]
+    for text, (cond, cond_events) in zip((CONDITION, PASSING), conds, strict=True):
+        ratio = cond / base
+        passed = (cond_events / cond) / (base_events / base) if base_events and cond else 0.0
+        rows += [
+            Row(
+                BENCH,
+                f"sim flood, condition {{ {text} }} (numpy, per block)",
+                cond,
+                "accesses/s",
+                ratio,
+                "no condition",
+                ">= 0.8",
+                ratio >= 0.8,
+            ),
+            Row(BENCH, "  events per access, condition / none", passed, "", passed, "none"),
+        ]
+    rows.append(
+        Row(BENCH, "the condition per event in Python", scalar, "evals/s", scalar / base, "flood")
+    )
     rows += kvm_rows()
     rows += asyncio.run(trace_rows())
     emit(rows)
