@@ -23,13 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from agent.model import LABEL_KEY, LABEL_VALUE  # the agent checks its labels with the same
 from controller.errors import SelectorError
 
 __all__ = ["LABEL_KEY", "LABEL_VALUE", "Op", "Requirement", "Selector", "parse_selector"]
 
-_NAME = r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?"
-LABEL_KEY = re.compile(rf"([a-z0-9]([a-z0-9.-]{{0,251}}[a-z0-9])?/)?{_NAME}")
-LABEL_VALUE = re.compile(rf"({_NAME})?")
 # One lexical token: an operator, a parenthesis or comma, or a word (key, value, in, notin).
 _TOKEN = re.compile(r"\s*(==|!=|=|!|\(|\)|,|[^\s=!(),]+)")
 
